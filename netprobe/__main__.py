@@ -1,0 +1,5 @@
+"""`python -m netprobe` runs the CLI."""
+
+from netprobe.cli import main
+
+main()

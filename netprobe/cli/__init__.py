@@ -1,0 +1,67 @@
+"""The `netprobe` command line: the only code that prints or exits.
+
+Owns: the click group, the mapping of `NetprobeError` to exit codes and
+one-line messages. Must not: decide anything about the network; it calls
+`netprobe.api` / `netprobe.lab` and renders what they return.
+
+Exit codes (a contract, see README): 0 the call succeeded, 1 a failure was
+diagnosed, 2 usage error, 3 netprobe itself failed.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from netprobe import errors
+
+EXIT_OK = 0
+EXIT_DIAGNOSED = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+
+
+class NetprobeGroup(click.Group):
+    """A click group that turns netprobe's errors into one-line messages."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except errors.NetprobeError as exc:
+            click.echo(f"netprobe: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("netprobe: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=NetprobeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="netprobe")
+def cli() -> None:
+    """Find where and why the Kubernetes API server cannot reach a webhook."""
+
+
+def _register() -> None:
+    """Attach each sub-command module's command to the group."""
+    import importlib
+
+    for module_name, command_name in _COMMANDS:
+        module = importlib.import_module(f"netprobe.cli.{module_name}")
+        cli.add_command(getattr(module, command_name))
+
+
+# (module under netprobe.cli, click command in it)
+_COMMANDS: list[tuple[str, str]] = []
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(args=argv, prog_name="netprobe", standalone_mode=True)
+    except click.exceptions.Exit as exc:  # pragma: no cover - click handles it
+        sys.exit(exc.exit_code)
