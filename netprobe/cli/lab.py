@@ -1,0 +1,113 @@
+"""`netprobe lab ...`: the network-namespace lab's commands.
+
+Owns: argument parsing and rendering for list/up/down/status/snapshot/
+netns-map/demo. Must not: build anything itself (netprobe.lab does).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+import yaml
+
+from netprobe.lab import lifecycle, pki, scenarios, snapshot
+
+_FORMATS = click.Choice(["yaml", "json"])
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes repeated values out in full: kubectl never emits YAML anchors."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
+@click.group()
+def lab() -> None:
+    """A miniature Kubernetes data path in network namespaces (needs root)."""
+
+
+@lab.command("list")
+def list_scenarios() -> None:
+    """List the scenarios, each with what it reproduces."""
+    width = max(len(name) for name in scenarios.NAMES)
+    for scenario in scenarios.SCENARIOS:
+        click.echo(f"{scenario.name:<{width}}  {scenario.summary}")
+
+
+def _replay_hint(state: lifecycle.LabState) -> str:
+    plan = lifecycle.plan_of(state)
+    hook = plan.webhook
+    return (f"netprobe replay https://{hook.host}:{hook.service_port}/validate "
+            f"--resolve {hook.host}:{hook.cluster_ip} --ca-bundle {state.ca_bundle} "
+            f"--netns {plan.control_plane.netns}")
+
+
+@lab.command()
+@click.argument("scenario")
+def up(scenario: str) -> None:
+    """Bring SCENARIO up (idempotent; see 'netprobe lab list')."""
+    state, made = lifecycle.up(scenario)
+    verb = "is up" if made else "was already up"
+    click.echo(f"lab scenario {state.scenario} {verb}: {scenarios.get(scenario).summary}")
+    click.echo(f"  namespaces: {' '.join(state.namespaces)}")
+    click.echo(f"  caBundle:   {state.ca_bundle}")
+    click.echo(f"  netns map:  {lifecycle.netns_map(lifecycle.plan_of(state))}")
+
+
+@lab.command()
+def down() -> None:
+    """Remove every lab namespace, link, rule and server (also after a crash)."""
+    removed = lifecycle.down()
+    click.echo(f"removed {len(removed)} namespaces" + (f": {' '.join(removed)}" if removed else ""))
+
+
+def _running() -> lifecycle.LabState:
+    state = lifecycle.read_state()
+    if state is None:
+        raise click.UsageError("no lab is up; run 'netprobe lab up SCENARIO' first")
+    return state
+
+
+@lab.command()
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+def status(output: str) -> None:
+    """Show the running scenario, its namespaces and whether its servers run."""
+    state = lifecycle.read_state()
+    leftovers = lifecycle.netns.lab_namespaces()
+    data = {"scenario": state.scenario if state else None,
+            "healthy": bool(state and lifecycle.is_healthy(state)),
+            "namespaces": leftovers, "ca_bundle": str(state.ca_bundle) if state else None}
+    if output == "json":
+        click.echo(json.dumps(data, indent=2))
+        return
+    if state is None:
+        extra = f" ({len(leftovers)} leftover namespaces: run 'netprobe lab down')" if leftovers else ""
+        click.echo("no lab is up" + extra)
+        return
+    click.echo(f"scenario:   {state.scenario} ({'healthy' if data['healthy'] else 'BROKEN'})")
+    click.echo(f"namespaces: {' '.join(leftovers)}")
+    click.echo(f"caBundle:   {state.ca_bundle}")
+    click.echo(f"try:        {_replay_hint(state)}")
+
+
+@lab.command("snapshot")
+@click.option("-o", "--output", type=_FORMATS, default="yaml", show_default=True)
+def snapshot_cmd(output: str) -> None:
+    """Print the Kubernetes objects of the running scenario (a kubectl List)."""
+    state = _running()
+    pki_dir = state.directory / "pki"
+    objects = snapshot.build_list(lifecycle.plan_of(state), (pki_dir / pki.CA_BUNDLE).read_bytes(),
+                                  (pki_dir / pki.SIGNER_CA).read_bytes(), state.started)
+    if output == "json":
+        click.echo(json.dumps(objects, indent=2))
+    else:
+        yaml.dump(objects, sys.stdout, Dumper=_PlainDumper, sort_keys=False)
+
+
+@lab.command("netns-map")
+def netns_map() -> None:
+    """Print NODE=NETNS,... for the running scenario (the --netns-map form)."""
+    click.echo(lifecycle.netns_map(lifecycle.plan_of(_running())))

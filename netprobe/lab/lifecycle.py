@@ -1,0 +1,155 @@
+"""Bringing a lab scenario up and down, and telling what is up.
+
+Owns: the lab's state directory (`/run/netprobe-lab`, or `NETPROBE_LAB_DIR`)
+with the certificates, the server spec and `state.json`; the order of `up`
+(certificates, kernel objects, servers) and the promise that a failed or
+interrupted `up` leaves nothing behind. Must not: print (the CLI does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netprobe import errors, system
+from netprobe.lab import netns, pki, scenarios, servers
+from netprobe.lab.topology import VPC_NETNS, Plan
+
+READY_TIMEOUT = 15.0
+"""Seconds the servers get to open their sockets."""
+
+
+def state_dir() -> Path:
+    """Where the running lab keeps its files."""
+    return Path(os.environ.get("NETPROBE_LAB_DIR", "/run/netprobe-lab"))
+
+
+@dataclass(frozen=True)
+class LabState:
+    """What `up` recorded about the running lab."""
+
+    scenario: str
+    started: float
+    daemon_pid: int
+    directory: Path
+    namespaces: list[str] = field(default_factory=list)
+
+    @property
+    def ca_bundle(self) -> Path:
+        return self.directory / "pki" / pki.CA_BUNDLE
+
+
+def read_state() -> LabState | None:
+    """Returns the recorded lab, or None when no lab was recorded."""
+    path = state_dir() / "state.json"
+    try:
+        data = json.loads(path.read_text())
+        return LabState(data["scenario"], data["started"], data["daemon_pid"],
+                        state_dir(), data.get("namespaces", []))
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_state(state: LabState) -> None:
+    data = {"scenario": state.scenario, "started": state.started,
+            "daemon_pid": state.daemon_pid, "namespaces": state.namespaces}
+    (state.directory / "state.json").write_text(json.dumps(data, indent=1) + "\n")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def is_healthy(state: LabState) -> bool:
+    """True when every namespace of STATE exists and its servers run."""
+    present = set(netns.lab_namespaces())
+    return _alive(state.daemon_pid) and all(name in present for name in state.namespaces)
+
+
+def _start_servers(plan: Plan, directory: Path) -> int:
+    spec_path = directory / "servers.json"
+    servers.write_spec(servers.listener_specs(plan, directory / "pki"), spec_path)
+    log = open(directory / "servers.log", "wb")  # noqa: SIM115 - handed to the child
+    with log:
+        child = subprocess.Popen(
+            ["ip", "netns", "exec", VPC_NETNS, sys.executable, "-m", "netprobe.lab.servers",
+             str(spec_path)],
+            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+    assert child.stdout is not None
+    with child.stdout:
+        ready, _, _ = select.select([child.stdout], [], [], READY_TIMEOUT)
+        line = child.stdout.readline().strip() if ready else b""
+    if line != b"ready":
+        tail = (directory / "servers.log").read_text(errors="replace").strip().splitlines()
+        raise errors.LabError(f"starting the lab's servers: {tail[-1] if tail else 'no answer'}")
+    return child.pid
+
+
+def _prepare(name: str) -> scenarios.Scenario:
+    scenario = scenarios.get(name)
+    system.require_root("bringing the lab up")
+    system.require_tools(*netns.TOOLS)
+    return scenario
+
+
+def up(name: str) -> tuple[LabState, bool]:
+    """Brings scenario NAME up; returns its state and whether it was made now.
+
+    Idempotent: the same scenario already up is left as it is.
+
+    Raises:
+        UsageError: unknown scenario, not root, a tool missing, or another
+            scenario is up.
+        LabError: the kernel or the servers refused; nothing is left behind.
+    """
+    scenario = _prepare(name)
+    current = read_state()
+    if current is not None and is_healthy(current):
+        if current.scenario == name:
+            return current, False
+        raise errors.UsageError(f"a lab is already up (scenario {current.scenario}); "
+                                "run 'netprobe lab down' first")
+    down()
+    plan = scenario.build()
+    directory = state_dir()
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        pki.write_pki(plan, directory / "pki")
+        netns.build(plan)
+        pid = _start_servers(plan, directory)
+        state = LabState(name, time.time(), pid, directory, list(plan.namespaces))
+        _write_state(state)
+    except BaseException:
+        down()
+        raise
+    return state, True
+
+
+def down() -> list[str]:
+    """Removes the lab whatever its state; returns the namespaces removed."""
+    system.require_root("taking the lab down")
+    removed = netns.destroy()
+    shutil.rmtree(state_dir(), ignore_errors=True)
+    return removed
+
+
+def plan_of(state: LabState) -> Plan:
+    """Returns the plan of the running scenario."""
+    return scenarios.get(state.scenario).build()
+
+
+def netns_map(plan: Plan) -> str:
+    """Returns `NODE=NETNS,NODE=NETNS`, the form `--netns-map` takes."""
+    return ",".join(f"{node.name}={node.netns}" for node in plan.nodes)

@@ -1,0 +1,311 @@
+"""The lab's scenario catalogue: one plan per failure of FAILURES.md.
+
+Owns: the scenario names (a contract: tests, docs and users call them), the
+one-line summary `netprobe lab list` shows, the verdict each reproduces, and
+the plan that makes it happen. Must not: touch the kernel; it only builds
+`topology.Plan` values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from netprobe import errors
+from netprobe.lab.topology import (
+    BRIDGE,
+    PREFIX,
+    FirewallRule,
+    Listener,
+    Node,
+    Plan,
+    Pod,
+    Provider,
+    Serve,
+    ServingCert,
+    VpcRoute,
+    Webhook,
+    VPC_NETNS,
+)
+
+WEBHOOK_PORT = 10250
+"""cert-manager's default containerPort (binding 443 needs NET_BIND_SERVICE)."""
+
+KUBELET_PORT = 10250
+HEALTHZ_PORT = 6080
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named, reproducible state of the lab."""
+
+    name: str
+    summary: str
+    """One line: what it reproduces (shown by `netprobe lab list`)."""
+    verdict: str
+    """The verdict class (FAILURES.md contract name) it must produce."""
+    cause: str
+    """The cause id netprobe should name."""
+    build: Callable[[], Plan]
+
+
+def _kubelet() -> tuple[Listener, ...]:
+    return (Listener(KUBELET_PORT, Serve.KUBELET),)
+
+
+def _webhook_listeners(port: int = WEBHOOK_PORT, serve: Serve = Serve.WEBHOOK,
+                       healthz: int = HEALTHZ_PORT) -> tuple[Listener, ...]:
+    return (Listener(port, serve), Listener(healthz, Serve.HEALTHZ))
+
+
+def _nodes(provider: Provider) -> tuple[Node, ...]:
+    names = {
+        Provider.KUBEADM: ("control-plane-1", "worker-1", "worker-2"),
+        Provider.EKS: (
+            "control-plane",
+            "ip-10-0-1-11.eu-west-1.compute.internal",
+            "ip-10-0-2-12.eu-west-1.compute.internal",
+        ),
+        Provider.GKE: (
+            "control-plane",
+            "gke-lab-default-pool-3f2a9c1e-k7xq",
+            "gke-lab-default-pool-3f2a9c1e-m2vd",
+        ),
+    }[provider]
+    cp, w1, w2 = names
+    return (
+        Node(cp, PREFIX + "cp", "10.0.0.10", "10.244.0.0/24", control_plane=True),
+        Node(w1, PREFIX + "w1", "10.0.1.11", "10.244.1.0/24", listeners=_kubelet()),
+        Node(w2, PREFIX + "w2", "10.0.2.12", "10.244.2.0/24", listeners=_kubelet()),
+    )
+
+
+def _webhook_pod(node: Node, *, ip: str = "10.244.1.5", suffix: str = "x2x4q",
+                 **changes: object) -> Pod:
+    pod = Pod(
+        name=f"cert-manager-webhook-6c9f8d7b5-{suffix}",
+        node=node.name,
+        ip=ip,
+        container_port=WEBHOOK_PORT,
+        listeners=_webhook_listeners(),
+    )
+    return replace(pod, **changes)  # type: ignore[arg-type]
+
+
+def _pod_routes(nodes: tuple[Node, ...]) -> tuple[VpcRoute, ...]:
+    return tuple(VpcRoute(node.pod_cidr, via=node.ip) for node in nodes)
+
+
+def base_plan(scenario: str, provider: Provider = Provider.KUBEADM) -> Plan:
+    """A healthy cluster: one webhook pod on the first worker."""
+    nodes = _nodes(provider)
+    return Plan(scenario, provider, nodes, (_webhook_pod(nodes[1]),),
+                vpc_routes=_pod_routes(nodes))
+
+
+def _with_pod(plan: Plan, **changes: object) -> Plan:
+    return replace(plan, pods=(replace(plan.pods[0], **changes),))  # type: ignore[arg-type]
+
+
+def _ok() -> Plan:
+    plan = base_plan("ok")
+    second = _webhook_pod(plan.nodes[2], ip="10.244.2.6", suffix="p8wzn")
+    return replace(plan, pods=(*plan.pods, second))
+
+
+def _connection_refused() -> Plan:
+    # The webhook still waits for its serving certificate: /healthz answers,
+    # nothing listens on the targetPort yet.
+    return _with_pod(base_plan("connection-refused"),
+                     listeners=(Listener(HEALTHZ_PORT, Serve.HEALTHZ),))
+
+
+def _no_endpoints() -> Plan:
+    # --healthz-port=6081 while the readiness probe asks 6080: never Ready.
+    return _with_pod(base_plan("no-endpoints"), ready=False, healthz_port=6081,
+                     listeners=_webhook_listeners(healthz=6081))
+
+
+def _gke_firewall(plan: Plan) -> Plan:
+    # GKE private clusters: control plane -> nodes allowed on 443/10250 only.
+    rule = FirewallRule(
+        VPC_NETNS, "FORWARD",
+        f"-s {plan.control_plane.ip}/32 -p tcp -m multiport ! --dports 443,10250 "
+        "-m conntrack --ctstate NEW -m comment --comment "
+        '"np-lab: GKE firewall: master to nodes on 443,10250 only" -j DROP',
+    )
+    return replace(plan, firewall=(rule,))
+
+
+def _io_timeout() -> Plan:
+    plan = base_plan("io-timeout", Provider.GKE)
+    return _gke_firewall(_with_pod(plan, container_port=8443,
+                                   listeners=_webhook_listeners(port=8443)))
+
+
+def _gke_port_443() -> Plan:
+    plan = base_plan("gke-port-443", Provider.GKE)
+    return _gke_firewall(_with_pod(plan, container_port=443,
+                                   listeners=_webhook_listeners(port=443)))
+
+
+def _networkpolicy_drop() -> Plan:
+    # Enforced on the worker as policy agents do (kube-router, Calico): by the
+    # pod's IP on the way into the pod network, so the node NIC sees the SYN
+    # and the pod's veth never does.
+    plan = base_plan("networkpolicy-drop")
+    pod, worker = plan.pods[0], plan.nodes[1]
+    rule = FirewallRule(
+        worker.netns, "FORWARD",
+        f"-d {pod.ip}/32 -o {BRIDGE} -m conntrack --ctstate NEW -m comment --comment "
+        '"np-lab: NetworkPolicy default-deny ingress, no allow from the control plane" '
+        "-j DROP",
+    )
+    return replace(plan, firewall=(rule,))
+
+
+def _rst_middlebox() -> Plan:
+    plan = base_plan("rst-middlebox")
+    pod = plan.pods[0]
+    rule = FirewallRule(
+        VPC_NETNS, "FORWARD",
+        f"-d {pod.ip}/32 -p tcp --dport {pod.container_port} -m comment --comment "
+        '"np-lab: firewall rejects with a forged TCP reset" '
+        "-j REJECT --reject-with tcp-reset",
+    )
+    return replace(plan, firewall=(rule,))
+
+
+def _no_route() -> Plan:
+    plan = base_plan("no-route")
+    worker = plan.nodes[1]
+    routes = tuple(
+        VpcRoute(route.prefix, kind="unreachable") if route.prefix == worker.pod_cidr else route
+        for route in plan.vpc_routes
+    )
+    return replace(plan, vpc_routes=routes)
+
+
+def _serving(scenario: str, serve: Serve) -> Callable[[], Plan]:
+    return lambda: _with_pod(base_plan(scenario),
+                             listeners=_webhook_listeners(serve=serve))
+
+
+def _cert(scenario: str, cert: ServingCert) -> Callable[[], Plan]:
+    return lambda: replace(base_plan(scenario), webhook=Webhook(serving_cert=cert))
+
+
+def _fargate_kubelet() -> Plan:
+    plan = base_plan("fargate-kubelet", Provider.EKS)
+    cp = plan.control_plane
+    fargate = Node("fargate-ip-10-0-3-33.eu-west-1.compute.internal", PREFIX + "fg",
+                   "10.0.3.33", "10.0.3.33/32", fargate=True,
+                   listeners=(*_kubelet(), Listener(HEALTHZ_PORT, Serve.HEALTHZ)))
+    # A Fargate pod is a micro-VM: pod IP == node IP and its kubelet owns 10250,
+    # so the webhook (also on 10250) never gets the port.
+    pod = _webhook_pod(fargate, ip=fargate.ip, listeners=(), micro_vm=True)
+    nodes = (cp, fargate)
+    return replace(plan, nodes=nodes, pods=(pod,),
+                   vpc_routes=(VpcRoute("10.0.3.0/24", via=fargate.ip),))
+
+
+def _eks_overlay(scenario: str) -> Plan:
+    plan = base_plan(scenario, Provider.EKS)
+    # Calico/Weave overlay: pod IPs the VPC has never heard of.
+    nodes = tuple(
+        node if node.control_plane else replace(node, pod_cidr=f"192.168.{131 + i}.0/26")
+        for i, node in enumerate(plan.nodes)
+    )
+    return replace(plan, nodes=nodes, vpc_routes=())
+
+
+def _eks_custom_cni() -> Plan:
+    plan = _eks_overlay("eks-custom-cni")
+    return replace(plan, pods=(_webhook_pod(plan.nodes[1], ip="192.168.132.5"),))
+
+
+def _hostnetwork_10260() -> Plan:
+    plan = _eks_overlay("hostnetwork-10260")
+    worker = plan.nodes[1]
+    pod = _webhook_pod(worker, ip=worker.ip, host_network=True, container_port=10260,
+                       listeners=_webhook_listeners(port=10260))
+    return replace(plan, pods=(pod,))
+
+
+def _service_not_found() -> Plan:
+    return replace(base_plan("service-not-found"),
+                   webhook=Webhook(configured_service_name="cert-manager-webhooks"))
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("ok", "healthy webhook, two replicas on two workers: the call succeeds",
+             "ok", "ok", _ok),
+    Scenario("connection-refused",
+             "nothing listens on the targetPort in the pod: the pod answers SYN with RST",
+             "connection-refused", "nothing-listening", _connection_refused),
+    Scenario("no-endpoints",
+             "pod never Ready (healthz port != probe port): kube-proxy REJECTs on the node",
+             "no-endpoints", "kube-proxy-reject", _no_endpoints),
+    Scenario("io-timeout",
+             "GKE private-cluster firewall drops SYNs to containerPort 8443 (not 443/10250)",
+             "io-timeout", "gke-private-firewall", _io_timeout),
+    Scenario("networkpolicy-drop",
+             "a default-deny NetworkPolicy drops SYNs at the pod's veth on the worker",
+             "io-timeout", "dropped-at-pod", _networkpolicy_drop),
+    Scenario("rst-middlebox",
+             "a firewall on the path rejects with a forged TCP reset, not the pod",
+             "connection-refused", "rst-from-middlebox", _rst_middlebox),
+    Scenario("no-route",
+             "the provider network has no route to the worker: ICMP host unreachable",
+             "no-route", "icmp-unreachable", _no_route),
+    Scenario("tls-handshake-timeout",
+             "TCP accepted on the targetPort but no TLS server answers the ClientHello",
+             "tls-handshake-timeout", "no-tls-server", _serving("tls-handshake-timeout",
+                                                                 Serve.TCP_SINK)),
+    Scenario("response-timeout",
+             "TLS completes, the webhook reads the AdmissionReview and never answers",
+             "response-timeout", "webhook-hung", _serving("response-timeout",
+                                                          Serve.TLS_HANG)),
+    Scenario("http-error",
+             "the webhook answers HTTP 500 instead of an AdmissionReview",
+             "http-error", "webhook-error", _serving("http-error", Serve.HTTP_ERROR)),
+    Scenario("x509-unknown-authority",
+             "stale caBundle: the serving certificate comes from a newer CA",
+             "x509-unknown-authority", "stale-ca-bundle",
+             _cert("x509-unknown-authority", ServingCert.OTHER_CA)),
+    Scenario("x509-expired",
+             "the webhook's serving certificate expired yesterday",
+             "x509-expired", "expired-serving-cert",
+             _cert("x509-expired", ServingCert.EXPIRED)),
+    Scenario("fargate-kubelet",
+             "AWS Fargate: pod IP == node IP and the kubelet owns 10250 and answers",
+             "x509-hostname-mismatch", "fargate-kubelet", _fargate_kubelet),
+    Scenario("eks-custom-cni",
+             "EKS with an overlay CNI: the control plane has no route to pod IPs",
+             "io-timeout", "eks-custom-cni", _eks_custom_cni),
+    Scenario("service-not-found",
+             "the webhook configuration names a Service that does not exist",
+             "service-not-found", "service-not-found", _service_not_found),
+    Scenario("hostnetwork-10260",
+             "fix for eks-custom-cni: hostNetwork webhook on securePort 10260",
+             "ok", "ok", _hostnetwork_10260),
+    Scenario("gke-port-443",
+             "fix for io-timeout: containerPort 443 passes the GKE firewall",
+             "ok", "ok", _gke_port_443),
+)
+
+NAMES: tuple[str, ...] = tuple(scenario.name for scenario in SCENARIOS)
+
+
+def get(name: str) -> Scenario:
+    """Returns the scenario called NAME.
+
+    Raises:
+        UsageError: no such scenario (the message lists the valid ones).
+    """
+    for scenario in SCENARIOS:
+        if scenario.name == name:
+            return scenario
+    raise errors.UsageError(
+        f"unknown scenario {name!r}; valid scenarios: {', '.join(NAMES)}"
+    )

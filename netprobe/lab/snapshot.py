@@ -1,0 +1,312 @@
+"""The Kubernetes objects a running lab scenario stands for, as a kubectl `List`.
+
+Owns: realistic, schema-valid objects (webhook configurations with caBundle
+and timeoutSeconds, Service, EndpointSlice, Pods, Deployment, Nodes, the CA
+Secret) consistent with the plan, so `trace webhook --snapshot` can be run
+against the lab. Must not: read the kernel; inputs are the plan and the PEMs.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import uuid
+from typing import Any
+
+from netprobe.lab.topology import Node, Plan, Pod, Provider
+
+CERT_MANAGER_VERSION = "v1.16.2"
+KUBELET_VERSION = "v1.31.4"
+Obj = dict[str, Any]
+
+
+def _uid(*parts: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "netprobe-lab/" + "/".join(parts)))
+
+
+def _meta(kind: str, name: str, created: str, namespace: str | None = None,
+          labels: dict[str, str] | None = None) -> Obj:
+    meta: Obj = {"name": name, "uid": _uid(kind, namespace or "", name),
+                 "creationTimestamp": created, "resourceVersion": "1"}
+    if namespace:
+        meta["namespace"] = namespace
+    if labels:
+        meta["labels"] = labels
+    return meta
+
+
+def _app_labels() -> dict[str, str]:
+    return {"app": "webhook", "app.kubernetes.io/component": "webhook",
+            "app.kubernetes.io/instance": "cert-manager",
+            "app.kubernetes.io/name": "webhook"}
+
+
+def _webhook_entry(plan: Plan, ca_bundle: bytes, path: str) -> Obj:
+    hook = plan.webhook
+    return {
+        "name": "webhook.cert-manager.io",
+        "admissionReviewVersions": ["v1"],
+        "clientConfig": {
+            "service": {"name": hook.configured_service_name,
+                        "namespace": hook.service_namespace, "path": path,
+                        "port": hook.service_port},
+            "caBundle": base64.b64encode(ca_bundle).decode(),
+        },
+        "failurePolicy": "Fail",
+        "matchPolicy": "Equivalent",
+        "namespaceSelector": {"matchExpressions": [
+            {"key": "cert-manager.io/disable-validation", "operator": "NotIn",
+             "values": ["true"]}]},
+        "objectSelector": {},
+        "rules": [{"apiGroups": ["cert-manager.io", "acme.cert-manager.io"],
+                   "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                   "resources": ["*/*"], "scope": "*"}],
+        "sideEffects": "None",
+        "timeoutSeconds": hook.timeout_seconds,
+    }
+
+
+def webhook_configurations(plan: Plan, ca_bundle: bytes, created: str) -> list[Obj]:
+    annotations = {"cert-manager.io/inject-ca-from-secret":
+                   f"{plan.webhook.service_namespace}/cert-manager-webhook-ca"}
+    validating = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": dict(_meta("vwc", "cert-manager-webhook", created, labels=_app_labels()),
+                         annotations=annotations),
+        "webhooks": [_webhook_entry(plan, ca_bundle, "/validate")],
+    }
+    mutating = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": dict(_meta("mwc", "cert-manager-webhook", created, labels=_app_labels()),
+                         annotations=annotations),
+        "webhooks": [dict(_webhook_entry(plan, ca_bundle, "/mutate"),
+                          reinvocationPolicy="Never")],
+    }
+    return [validating, mutating]
+
+
+def service(plan: Plan, created: str) -> Obj:
+    hook = plan.webhook
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": _meta("svc", hook.service_name, created, hook.service_namespace,
+                          _app_labels()),
+        "spec": {
+            "type": "ClusterIP", "clusterIP": hook.cluster_ip, "clusterIPs": [hook.cluster_ip],
+            "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+            "internalTrafficPolicy": "Cluster", "sessionAffinity": "None",
+            "ports": [{"name": "https", "port": hook.service_port, "protocol": "TCP",
+                       "targetPort": hook.target_port_name}],
+            "selector": {key: _app_labels()[key] for key in
+                         ("app.kubernetes.io/component", "app.kubernetes.io/instance",
+                          "app.kubernetes.io/name")},
+        },
+        "status": {"loadBalancer": {}},
+    }
+
+
+def endpoint_slice(plan: Plan, created: str) -> Obj:
+    hook = plan.webhook
+    endpoints = [{
+        "addresses": [pod.ip],
+        "conditions": {"ready": pod.ready, "serving": pod.ready, "terminating": False},
+        "nodeName": pod.node,
+        "targetRef": {"kind": "Pod", "name": pod.name, "namespace": hook.service_namespace,
+                      "uid": _uid("pod", hook.service_namespace, pod.name)},
+    } for pod in plan.pods]
+    labels = {"kubernetes.io/service-name": hook.service_name,
+              "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}
+    return {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": _meta("eps", f"{hook.service_name}-7xk2p", created,
+                          hook.service_namespace, labels),
+        "addressType": "IPv4",
+        "endpoints": endpoints,
+        "ports": [{"name": "https", "port": plan.pods[0].container_port, "protocol": "TCP"}],
+    }
+
+
+def _container(plan: Plan, pod: Pod) -> Obj:
+    hook = plan.webhook
+    names = [hook.service_name, f"{hook.service_name}.{hook.service_namespace}",
+             f"{hook.service_name}.{hook.service_namespace}.svc"]
+    return {
+        "name": "cert-manager-webhook",
+        "image": f"quay.io/jetstack/cert-manager-webhook:{CERT_MANAGER_VERSION}",
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["--v=2", f"--secure-port={pod.container_port}",
+                 f"--healthz-port={pod.healthz_port}",
+                 f"--dynamic-serving-ca-secret-namespace={hook.service_namespace}",
+                 "--dynamic-serving-ca-secret-name=cert-manager-webhook-ca",
+                 "--dynamic-serving-dns-names=" + ",".join(names)],
+        "ports": [{"name": "https", "containerPort": pod.container_port, "protocol": "TCP"},
+                  {"name": "healthcheck", "containerPort": pod.healthz_port, "protocol": "TCP"}],
+        "livenessProbe": _probe("/livez", pod.probe_port, failure_threshold=3),
+        "readinessProbe": _probe("/healthz", pod.probe_port, failure_threshold=3),
+        "securityContext": {"allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True},
+    }
+
+
+def _probe(path: str, port: int, failure_threshold: int) -> Obj:
+    return {"httpGet": {"path": path, "port": port, "scheme": "HTTP"},
+            "initialDelaySeconds": 5, "periodSeconds": 5, "timeoutSeconds": 1,
+            "successThreshold": 1, "failureThreshold": failure_threshold}
+
+
+def _pod_spec(plan: Plan, pod: Pod) -> Obj:
+    return {"containers": [_container(plan, pod)], "serviceAccountName": "cert-manager-webhook",
+            "hostNetwork": pod.host_network,
+            "dnsPolicy": "ClusterFirstWithHostNet" if pod.host_network else "ClusterFirst",
+            "restartPolicy": "Always", "nodeSelector": {"kubernetes.io/os": "linux"},
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}}
+
+
+def pod_object(plan: Plan, pod: Pod, created: str) -> Obj:
+    hook = plan.webhook
+    node = plan.node(pod.node)
+    ready = "True" if pod.ready else "False"
+    labels = dict(_app_labels(), **{"pod-template-hash": "6c9f8d7b5"})
+    meta = dict(_meta("pod", pod.name, created, hook.service_namespace, labels),
+                uid=_uid("pod", hook.service_namespace, pod.name),
+                ownerReferences=[{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                  "name": "cert-manager-webhook-6c9f8d7b5",
+                                  "uid": _uid("rs", "cert-manager-webhook-6c9f8d7b5"),
+                                  "controller": True, "blockOwnerDeletion": True}])
+    spec = dict(_pod_spec(plan, pod), nodeName=pod.node)
+    status = {
+        "phase": "Running", "podIP": pod.ip, "podIPs": [{"ip": pod.ip}],
+        "hostIP": node.ip, "hostIPs": [{"ip": node.ip}], "qosClass": "BestEffort",
+        "startTime": created,
+        "conditions": [{"type": kind, "status": value, "lastTransitionTime": created}
+                       for kind, value in (("Initialized", "True"), ("Ready", ready),
+                                           ("ContainersReady", ready),
+                                           ("PodScheduled", "True"))],
+        "containerStatuses": [{
+            "name": "cert-manager-webhook", "ready": pod.ready, "started": True,
+            "restartCount": 0, "image": _container(plan, pod)["image"],
+            "imageID": "quay.io/jetstack/cert-manager-webhook@sha256:" + "0" * 64,
+            "containerID": "containerd://" + uuid.uuid5(uuid.NAMESPACE_URL, pod.name).hex * 2,
+            "state": {"running": {"startedAt": created}}}],
+    }
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status}
+
+
+def deployment(plan: Plan, created: str) -> Obj:
+    hook = plan.webhook
+    pod = plan.pods[0]
+    selector = {key: _app_labels()[key] for key in
+                ("app.kubernetes.io/component", "app.kubernetes.io/instance",
+                 "app.kubernetes.io/name")}
+    ready = len(plan.ready_pods)
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": _meta("deploy", hook.service_name, created, hook.service_namespace,
+                          _app_labels()),
+        "spec": {"replicas": len(plan.pods), "selector": {"matchLabels": selector},
+                 "template": {"metadata": {"labels": _app_labels()},
+                              "spec": _pod_spec(plan, pod)}},
+        "status": {"replicas": len(plan.pods), "readyReplicas": ready,
+                   "availableReplicas": ready, "updatedReplicas": len(plan.pods),
+                   "unavailableReplicas": len(plan.pods) - ready, "observedGeneration": 1},
+    }
+
+
+def _provider_id(plan: Plan, node: Node) -> str:
+    if plan.provider is Provider.EKS:
+        if node.fargate:
+            return f"aws:///eu-west-1a/{_uid('fargate', node.name)[:36]}/{node.name}"
+        return f"aws:///eu-west-1a/i-0{_uid('ec2', node.name).replace('-', '')[:16]}"
+    if plan.provider is Provider.GKE:
+        return f"gce://netprobe-lab/europe-west1-b/{node.name}"
+    return f"kubeadm://{node.name}"
+
+
+def _node_labels(plan: Plan, node: Node) -> dict[str, str]:
+    labels = {"kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux",
+              "kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux"}
+    if node.control_plane:
+        labels["node-role.kubernetes.io/control-plane"] = ""
+    if plan.provider is Provider.EKS:
+        labels["topology.kubernetes.io/region"] = "eu-west-1"
+        labels["topology.kubernetes.io/zone"] = "eu-west-1a"
+        if node.fargate:
+            labels["eks.amazonaws.com/compute-type"] = "fargate"
+        else:
+            labels["eks.amazonaws.com/nodegroup"] = "default"
+    if plan.provider is Provider.GKE:
+        labels["cloud.google.com/gke-nodepool"] = "default-pool"
+        labels["topology.kubernetes.io/region"] = "europe-west1"
+        labels["topology.kubernetes.io/zone"] = "europe-west1-b"
+    return labels
+
+
+def _taints(node: Node) -> list[Obj]:
+    if node.control_plane:
+        return [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
+    if node.fargate:
+        return [{"key": "eks.amazonaws.com/compute-type", "value": "fargate",
+                 "effect": "NoSchedule"}]
+    return []
+
+
+def node_object(plan: Plan, node: Node, created: str) -> Obj:
+    spec: Obj = {"providerID": _provider_id(plan, node)}
+    if not node.fargate:
+        spec["podCIDR"] = node.pod_cidr
+        spec["podCIDRs"] = [node.pod_cidr]
+    if _taints(node):
+        spec["taints"] = _taints(node)
+    addresses = [{"type": "InternalIP", "address": node.ip},
+                 {"type": "Hostname", "address": node.name}]
+    info = {"architecture": "amd64", "bootID": _uid("boot", node.name),
+            "containerRuntimeVersion": "containerd://1.7.24",
+            "kernelVersion": "6.1.0-28-cloud-amd64", "kubeProxyVersion": KUBELET_VERSION,
+            "kubeletVersion": KUBELET_VERSION, "machineID": _uid("m", node.name).replace("-", ""),
+            "operatingSystem": "linux", "osImage": "Debian GNU/Linux 12 (bookworm)",
+            "systemUUID": _uid("sys", node.name)}
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": _meta("node", node.name, created, labels=_node_labels(plan, node)),
+        "spec": spec,
+        "status": {"addresses": addresses, "nodeInfo": info,
+                   "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                   "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                   "message": "kubelet is posting ready status",
+                                   "lastHeartbeatTime": created,
+                                   "lastTransitionTime": created}]},
+    }
+
+
+def ca_secret(plan: Plan, signer_ca: bytes, created: str) -> Obj:
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": dict(_meta("secret", "cert-manager-webhook-ca", created,
+                               plan.webhook.service_namespace),
+                         annotations={"cert-manager.io/allow-direct-injection": "true"}),
+        "data": {"ca.crt": base64.b64encode(signer_ca).decode()},
+    }
+
+
+def _is_managed(plan: Plan) -> bool:
+    return plan.provider is not Provider.KUBEADM
+
+
+def build_list(plan: Plan, ca_bundle: bytes, signer_ca: bytes, started: float) -> Obj:
+    """Returns a kubectl-style `List` of every object the scenario stands for.
+
+    Managed providers (EKS, GKE) have no control-plane Node object.
+    """
+    created = dt.datetime.fromtimestamp(started, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    nodes = [node for node in plan.nodes if not (node.control_plane and _is_managed(plan))]
+    items = [
+        *webhook_configurations(plan, ca_bundle, created),
+        service(plan, created), endpoint_slice(plan, created), deployment(plan, created),
+        *(pod_object(plan, pod, created) for pod in plan.pods),
+        *(node_object(plan, node, created) for node in nodes),
+        ca_secret(plan, signer_ca, created),
+    ]
+    return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""},
+            "items": items}
