@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
 from netprobe import errors
 
@@ -56,3 +57,16 @@ def run(args: Sequence[str], *, doing: str, stdin: str | None = None,
         detail = (done.stderr or done.stdout).strip().splitlines()
         raise error(f"{doing}: {args[0]} failed: {detail[-1] if detail else done.returncode}")
     return done.stdout
+
+
+def process_alive(pid: int) -> bool:
+    """True if PID runs (a zombie, dead but not yet reaped, does not count)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
+    except ChildProcessError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")

@@ -63,18 +63,10 @@ def _write_state(state: LabState) -> None:
     (state.directory / "state.json").write_text(json.dumps(data, indent=1) + "\n")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def is_healthy(state: LabState) -> bool:
     """True when every namespace of STATE exists and its servers run."""
     present = set(netns.lab_namespaces())
-    return _alive(state.daemon_pid) and all(name in present for name in state.namespaces)
+    return system.process_alive(state.daemon_pid) and all(name in present for name in state.namespaces)
 
 
 def _start_servers(plan: Plan, directory: Path) -> int:

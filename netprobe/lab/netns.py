@@ -143,7 +143,7 @@ def _kill(pids: list[int], timeout: float = 2.0) -> None:
     deadline = time.monotonic() + timeout
     alive = list(pids)
     while alive and time.monotonic() < deadline:
-        alive = [pid for pid in alive if _alive(pid)]
+        alive = [pid for pid in alive if system.process_alive(pid)]
         if alive:
             time.sleep(0.01)  # polling process exit: there is no pidfd wait for non-children
     for pid in alive:
@@ -151,18 +151,6 @@ def _kill(pids: list[int], timeout: float = 2.0) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def destroy() -> list[str]:

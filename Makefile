@@ -1,0 +1,38 @@
+# netprobe: one entry point for setting up, the demo, the tests and the benchmarks.
+# Everything that touches network namespaces needs root: run these with sudo.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed-stamp
+
+.PHONY: setup system venv demo test test-unit bench captures clean
+
+setup: system venv
+
+system:
+	@bash scripts/setup-system.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/netprobe lab demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-unit: venv
+	$(BIN)/python -m pytest tests/unit
+
+bench: setup
+	$(BIN)/python bench/bench_lab.py
+
+clean:
+	-$(BIN)/netprobe lab down
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,60 @@
+"""Lab snapshots are realistic and valid against the Kubernetes OpenAPI schemas."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+
+from netprobe.lab import pki, scenarios, snapshot
+
+K8S_VERSION = "1.31.0"
+
+
+@pytest.fixture(scope="module")
+def pems(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[bytes, bytes]]:
+    made = {}
+    for scenario in scenarios.SCENARIOS:
+        directory: Path = tmp_path_factory.mktemp(scenario.name)
+        pki.write_pki(scenario.build(), directory)
+        made[scenario.name] = ((directory / pki.CA_BUNDLE).read_bytes(),
+                               (directory / pki.SIGNER_CA).read_bytes())
+    return made
+
+
+@pytest.mark.parametrize("scenario", scenarios.SCENARIOS, ids=scenarios.NAMES)
+def test_every_object_validates(scenario: scenarios.Scenario, pems) -> None:
+    ca, signer = pems[scenario.name]
+    listing = snapshot.build_list(scenario.build(), ca, signer, 1_790_000_000.0)
+    kinds = {item["kind"] for item in listing["items"]}
+    assert {"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "Service",
+            "EndpointSlice", "Pod", "Deployment", "Node", "Secret"} <= kinds
+    for item in listing["items"]:
+        kubernetes_validate.validate(item, K8S_VERSION, strict=True)
+
+
+def test_ca_bundle_is_the_pem_ca(pems) -> None:
+    ca, signer = pems["ok"]
+    listing = snapshot.build_list(scenarios.get("ok").build(), ca, signer, 1_790_000_000.0)
+    hook = listing["items"][0]["webhooks"][0]
+    assert base64.b64decode(hook["clientConfig"]["caBundle"]) == ca
+    assert hook["timeoutSeconds"] == 10
+
+
+def test_managed_clusters_have_no_control_plane_node(pems) -> None:
+    ca, signer = pems["fargate-kubelet"]
+    listing = snapshot.build_list(scenarios.get("fargate-kubelet").build(), ca, signer, 0.0)
+    nodes = [item for item in listing["items"] if item["kind"] == "Node"]
+    assert [node["metadata"]["name"] for node in nodes] == [
+        "fargate-ip-10-0-3-33.eu-west-1.compute.internal"]
+    assert nodes[0]["spec"]["providerID"].startswith("aws:///")
+    assert nodes[0]["spec"]["taints"][0]["key"] == "eks.amazonaws.com/compute-type"
+
+
+def test_stale_bundle_differs_from_the_ca_secret(pems) -> None:
+    ca, signer = pems["x509-unknown-authority"]
+    assert ca != signer
+    ok_ca, ok_signer = pems["ok"]
+    assert ok_ca == ok_signer
