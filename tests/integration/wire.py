@@ -44,8 +44,12 @@ def tcpdump(netns: str, path: Path, interface: str = "any",
          "--immediate-mode", "-s", "2048", "-w", str(path), bpf],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert child.stderr is not None
-    banner = child.stderr.readline()  # "tcpdump: listening on ...": the filter is attached
-    if "listening on" not in banner:
+    banner = ""
+    for line in child.stderr:  # "tcpdump: listening on ...": the filter is attached
+        banner += line
+        if "listening on" in line:
+            break
+    else:
         child.kill()
         raise AssertionError(f"tcpdump did not start in {netns}: {banner}")
     try:

@@ -1,0 +1,83 @@
+"""netprobe's Python API: what the CLI calls, and what notebooks and scripts use.
+
+Owns: wiring the edges (sockets, capture, files) to the core (classify,
+apiserver messages) for each user-level operation. Edges are keyword
+parameters with defaults. Must not: print or exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import tempfile
+from pathlib import Path
+
+from netprobe import apiserver, classify, errors, nsenter, packets
+from netprobe.capture.tcpdump import TcpdumpCapture, flow_filter
+from netprobe.model import Evidence, ReplayResult, WebhookTarget
+from netprobe.replay import call, sockets
+from netprobe.settings import Timeouts
+
+
+def replay(target: WebhookTarget, *, netns: str | None = None, timeouts: Timeouts | None = None,
+           capture: bool = True, capture_path: Path | None = None,
+           interface: str = "any") -> ReplayResult:
+    """Replays kube-apiserver's call to TARGET from NETNS, capturing its packets.
+
+    Returns a `ReplayResult` whose `verdict` says what failed, where and why.
+    Path failures (refused, timeouts, x509...) are in the result, not raised.
+
+    Raises:
+        UsageError: unknown namespace, bad CA bundle.
+        NotRootError: capturing or entering a namespace needs root.
+        CaptureError: tcpdump failed.
+    """
+    timeouts = timeouts or Timeouts()
+    if netns is not None and not nsenter.exists(netns):
+        raise errors.UsageError(f"entering network namespace {netns!r}: no such namespace "
+                                "(see 'ip netns list')")
+    with contextlib.ExitStack() as stack:
+        path = capture_path
+        if capture and path is None:
+            path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="netprobe-"))) / "replay.pcap"
+        sniffer: list[TcpdumpCapture] = []
+
+        def start_capture(sock: socket.socket) -> None:
+            if not capture or path is None:
+                return
+            local_port = sock.getsockname()[1]
+            sniffer.append(stack.enter_context(
+                TcpdumpCapture(path, flow_filter(local_port), netns=netns, interface=interface)))
+
+        outcome = call.run(target, timeouts, netns, on_bound=start_capture)
+        summary = None
+        if sniffer:
+            sniffer[0].stop(grace=timeouts.capture_grace)
+            names = sockets.local_addresses(netns)
+            local_port = outcome.local[1] if outcome.local else 0
+            summary = packets.summarize(path, local_port, interfaces=names)  # type: ignore[arg-type]
+        return _result(target, outcome, summary, netns, timeouts,
+                       str(capture_path) if capture_path and sniffer else None)
+
+
+def _result(target: WebhookTarget, outcome: call.CallOutcome, summary: object, netns: str | None,
+            timeouts: Timeouts, capture: str | None) -> ReplayResult:
+    wire = summary.wire_destination if summary is not None else None  # type: ignore[attr-defined]
+    on_link = sockets.on_link(netns, wire or outcome.dialed[0]) if outcome.dialed else None
+    evidence = Evidence(
+        failure=outcome.failure, stall=outcome.stall, early=outcome.early,
+        errno_name=outcome.errno_name, detail=outcome.detail, certificate=outcome.certificate,
+        http=outcome.http, packets=summary, dialed=outcome.dialed,  # type: ignore[arg-type]
+        destination_on_link=on_link)
+    verdict = classify.classify(evidence)
+    message = None
+    if outcome.failure is not None:
+        message = apiserver.predict(target, outcome.failure, dialed=outcome.dialed,
+                                    dial_timeout=timeouts.dial, tls_timeout=timeouts.tls,
+                                    connected_after=outcome.connected_after,
+                                    detail=outcome.detail)
+    return ReplayResult(target=target, phases=tuple(outcome.phases), verdict=verdict,
+                        apiserver_error=message, certificate=outcome.certificate,
+                        http=outcome.http, packets=summary,  # type: ignore[arg-type]
+                        capture=capture, netns=netns, local_address=outcome.local,
+                        dialed=outcome.dialed)

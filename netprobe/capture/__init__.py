@@ -1,0 +1,1 @@
+"""Packet capture: taking it (tcpdump with a kernel BPF filter), reading and writing files."""

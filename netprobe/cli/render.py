@@ -1,0 +1,78 @@
+"""Text rendering for people: the phase ladder, the verdict, the apiserver's words.
+
+Owns: how results look in a terminal (rich, colours only on a TTY). Must
+not: compute anything a script would need (that belongs in the JSON).
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from netprobe.model import PacketSummary, ReplayResult, Status
+
+_STATUS_STYLE = {Status.OK: "green", Status.FAILED: "bold red", Status.TIMEOUT: "bold red",
+                 Status.SKIPPED: "dim"}
+
+
+def _console(stream: TextIO) -> Console:
+    # Pipes and files get wide lines: the text is meant to be grepped and pasted.
+    width = None if stream.isatty() else 160
+    return Console(file=stream, highlight=False, soft_wrap=True, width=width)
+
+
+def _ladder(result: ReplayResult) -> Table:
+    table = Table(show_header=False, box=None, pad_edge=False, padding=(0, 2, 0, 0))
+    for phase in result.phases:
+        style = _STATUS_STYLE[phase.status]
+        took = "" if phase.status is Status.SKIPPED else f"{phase.duration * 1000:8.1f} ms"
+        table.add_row(f"  {phase.phase.value.upper()}", f"[{style}]{phase.status.value}[/]",
+                      took, escape(phase.detail))
+    return table
+
+
+def _packets_line(summary: PacketSummary) -> str:
+    parts = [f"{summary.syn} SYN ({summary.syn_retransmissions} retransmitted)",
+             f"{summary.synack} SYN-ACK"]
+    if summary.synack_ttl is not None:
+        parts[-1] += f" (TTL {summary.synack_ttl})"
+    for rst in summary.rst:
+        who = "" if rst.inbound else " (ours, closing)"
+        parts.append(f"RST from {rst.source} TTL {rst.ttl}{who}")
+    for icmp in summary.icmp:
+        parts.append(f"ICMP {icmp.type}/{icmp.code} from {icmp.reporter}")
+    if summary.client_hello:
+        parts.append(f"ClientHello{' ACKed' if summary.client_hello_acked else ''}")
+    if summary.server_hello:
+        parts.append("ServerHello")
+    if summary.wire_destination:
+        parts.append(f"on the wire to {summary.wire_destination}")
+    return ", ".join(parts)
+
+
+def replay_text(result: ReplayResult, stream: TextIO) -> None:
+    """Writes the phase ladder, the verdict and the apiserver's message."""
+    out = _console(stream)
+    where = f" from netns {result.netns}" if result.netns else ""
+    out.print(f"[bold]replay[/] {escape(result.target.url)}{where}")
+    out.print(_ladder(result))
+    verdict = result.verdict
+    colour = "green" if result.succeeded else "red"
+    early = " [yellow](early verdict)[/]" if verdict.early else ""
+    phase = f" in {verdict.phase.value.upper()}" if verdict.phase else ""
+    out.print(f"\n[bold {colour}]verdict: {verdict.cls}[/]{phase}, cause {verdict.cause}{early}")
+    out.print(f"  {escape(verdict.explanation)}")
+    if verdict.fix:
+        out.print(f"  [bold]fix:[/] {escape(verdict.fix)}")
+    if result.apiserver_error:
+        out.print("\n[bold]the apiserver will say:[/]")
+        out.print(f"  {escape(result.apiserver_error.message)}")
+        for other in result.apiserver_error.alternatives:
+            out.print(f"  [dim]or, as its timers race:[/] {escape(other)}")
+    if result.packets is not None:
+        out.print(f"\n[bold]packets:[/] {escape(_packets_line(result.packets))}")
+    if result.capture:
+        out.print(f"[bold]capture:[/] {escape(result.capture)}")

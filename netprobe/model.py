@@ -1,0 +1,240 @@
+"""The values that flow through netprobe: frozen dataclasses and enums.
+
+Owns: the vocabulary shared by replay, capture, classification and output
+(phases, outcomes, packets, certificates, verdicts). Must not: do I/O or
+import anything outside the standard library.
+
+Flow: `WebhookTarget -> PhaseResult[] + CertificateInfo + PacketSummary ->
+Verdict -> ReplayResult`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Phase(str, enum.Enum):
+    """The steps of kube-apiserver's webhook call, in order."""
+
+    DNS = "dns"
+    TCP = "tcp"
+    TLS = "tls"
+    HTTP = "http"
+
+
+class Status(str, enum.Enum):
+    """How one phase ended."""
+
+    OK = "ok"
+    FAILED = "failed"
+    """The peer or the path said no (RST, ICMP, bad certificate, HTTP error)."""
+    TIMEOUT = "timeout"
+    """Nothing came back in time (or early: the evidence already says so)."""
+    SKIPPED = "skipped"
+    """Not reached because an earlier phase failed."""
+
+
+class CallKind(str, enum.Enum):
+    """What the apiserver sends."""
+
+    ADMISSION = "admission"
+    """admission.k8s.io/v1 AdmissionReview (validating and mutating)."""
+    CONVERSION = "conversion"
+    """apiextensions.k8s.io/v1 ConversionReview (CRD conversion)."""
+
+
+class Failure(enum.Enum):
+    """How a replayed call failed, as the apiserver words it differently."""
+
+    REFUSED = "connection refused"
+    NO_ROUTE = "no route to host"
+    NET_UNREACHABLE = "network is unreachable"
+    DIAL_STALL = "dial stall"
+    TLS_STALL = "tls stall"
+    TLS_ERROR = "tls error"
+    RESPONSE_STALL = "response stall"
+    HTTP_STATUS = "http status"
+    BAD_REVIEW = "bad review"
+    NO_SERVICE = "service not found"
+    DNS = "dns"
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    """One webhook endpoint, as the apiserver would call it."""
+
+    url: str
+    """`https://HOST:PORT/PATH` (the apiserver always writes the port)."""
+    host: str
+    """The TLS ServerName and the name it resolves (`SVC.NS.svc`)."""
+    port: int
+    path: str
+    resolve_ip: str | None = None
+    """The address the service resolver gives (the ClusterIP); None: use DNS."""
+    ca_bundle: bytes = b""
+    """The caBundle PEM: the only trust root."""
+    webhook_name: str = "webhook.netprobe.local"
+    timeout_seconds: float = 10.0
+    """The webhook's timeoutSeconds: the overall deadline of the call."""
+    kind: CallKind = CallKind.ADMISSION
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    """One phase of a replayed call."""
+
+    phase: Phase
+    status: Status
+    started: float
+    """Epoch seconds (lines up with pcap timestamps)."""
+    duration: float
+    detail: str = ""
+    """What was seen, for people ("connected to 10.244.1.5:10250")."""
+    error: str | None = None
+    """A stable error id: an errno name (`ECONNREFUSED`), `timeout`, `x509`..."""
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """The leaf certificate the server presented, from the TLS client."""
+
+    subject: str
+    issuer: str
+    dns_names: tuple[str, ...]
+    ip_addresses: tuple[str, ...]
+    not_before: float
+    not_after: float
+    sha256: str
+    serial: str
+    verify_error: str | None = None
+    """Go's x509 message if the apiserver would reject it, else None."""
+    verify_reason: str | None = None
+    """`expired`, `not-yet-valid`, `hostname`, `unknown-authority`, or None."""
+    chain_length: int = 1
+
+
+@dataclass(frozen=True)
+class RstInfo:
+    """A TCP reset seen during the call."""
+
+    source: str
+    ttl: int
+    inbound: bool
+    """True if it came towards the replaying host."""
+    time: float
+
+
+@dataclass(frozen=True)
+class IcmpInfo:
+    """An ICMP error that quotes the replayed flow."""
+
+    reporter: str
+    type: int
+    code: int
+    time: float
+
+
+@dataclass(frozen=True)
+class PacketSummary:
+    """What the capture of one replayed call shows."""
+
+    packets: int = 0
+    syn: int = 0
+    syn_retransmissions: int = 0
+    synack: int = 0
+    synack_ttl: int | None = None
+    synack_source: str | None = None
+    rst: tuple[RstInfo, ...] = ()
+    icmp: tuple[IcmpInfo, ...] = ()
+    data_retransmissions: int = 0
+    client_hello: int = 0
+    client_hello_acked: bool = False
+    server_hello: int = 0
+    tls_alerts: int = 0
+    server_bytes: int = 0
+    """Payload bytes the server sent."""
+    wire_destination: str | None = None
+    """The destination address on the wire (after the node's DNAT)."""
+    left_host: bool = False
+    """True if the SYN was seen on a non-loopback interface."""
+    first_time: float | None = None
+    last_time: float | None = None
+    interfaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HttpOutcome:
+    """The webhook's HTTP answer."""
+
+    status: int
+    review_valid: bool
+    detail: str = ""
+    body_excerpt: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The diagnosis: a contract class name, the phase, the cause and the fix."""
+
+    cls: str
+    """A verdict class of FAILURES.md (`connection-refused`, `io-timeout`...)."""
+    phase: Phase | None
+    """The phase that really failed or stalled (None when the call succeeded)."""
+    cause: str
+    """A stable cause id (`nothing-listening`, `rst-from-middlebox`...)."""
+    explanation: str
+    fix: str
+    early: bool = False
+    """True if given before the apiserver's own timer would fire."""
+
+
+@dataclass(frozen=True)
+class ApiserverError:
+    """What kube-apiserver would report for this outcome."""
+
+    message: str
+    """The most likely full message."""
+    alternatives: tuple[str, ...] = ()
+    """Other messages a timer race can produce instead."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything the classifier may look at, as plain values."""
+
+    failure: Failure | None
+    stall: str | None = None
+    early: bool = False
+    errno_name: str | None = None
+    detail: str = ""
+    certificate: CertificateInfo | None = None
+    http: HttpOutcome | None = None
+    packets: PacketSummary | None = None
+    """None when no capture was taken."""
+    dialed: tuple[str, int] | None = None
+    destination_on_link: bool | None = None
+    """Whether the wire destination is on a directly connected network."""
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """Everything one replay found."""
+
+    target: WebhookTarget
+    phases: tuple[PhaseResult, ...]
+    verdict: Verdict
+    apiserver_error: ApiserverError | None
+    certificate: CertificateInfo | None = None
+    http: HttpOutcome | None = None
+    packets: PacketSummary | None = None
+    capture: str | None = None
+    """Path of the capture file, if one was written."""
+    netns: str | None = None
+    local_address: tuple[str, int] | None = None
+    dialed: tuple[str, int] | None = None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.verdict.cls == "ok"
