@@ -13,11 +13,10 @@ net/http, crypto/tls or x509.
 
 from __future__ import annotations
 
-from netprobe.model import ApiserverError, Failure, WebhookTarget
+from netprobe.model import ApiserverError, CallKind, Failure, WebhookTarget
 
 CONTEXT_DEADLINE = "context deadline exceeded"
 TLS_HANDSHAKE_TIMEOUT = "net/http: TLS handshake timeout"
-AWAITING_HEADERS = "net/http: request canceled while awaiting headers"
 
 
 def go_duration(seconds: float) -> str:
@@ -41,32 +40,35 @@ def _host_port(host: str, port: int) -> str:
 
 
 def _wrap(target: WebhookTarget, err: str) -> str:
+    if target.kind is CallKind.CONVERSION:
+        return f'conversion webhook for {target.conversion_gvk} failed: Post "{call_url(target)}": {err}'
     return (f'failed calling webhook "{target.webhook_name}": failed to call webhook: '
             f'Post "{call_url(target)}": {err}')
+
+
+def _answered(error: ApiserverError) -> ApiserverError:
+    """Adds what the API client is told: the dispatchers wrap it in an InternalError."""
+    client = f"Internal error occurred: {error.message}"
+    return ApiserverError(error.message, error.alternatives, client)
 
 
 def _dial(dialed: tuple[str, int], err: str) -> str:
     return f"dial tcp {_host_port(*dialed)}: {err}"
 
 
-def predict(target: WebhookTarget, failure: Failure, *, dialed: tuple[str, int] | None = None,
-            dial_timeout: float = 10.0, tls_timeout: float = 10.0,
-            connected_after: float = 0.0, detail: str = "") -> ApiserverError:
-    """Returns the message the apiserver logs (and its race alternatives).
-
-    CONNECTED_AFTER is when TCP connected, counted from the call's start: the
-    TLS timer starts then, the request deadline (timeoutSeconds) at 0.
-    DETAIL carries the Go error text for TLS_ERROR, the status and body for
-    HTTP_STATUS, and the service name for NO_SERVICE.
-    """
+def _predict(target: WebhookTarget, failure: Failure, *, dialed: tuple[str, int] | None = None,
+             dial_timeout: float, tls_timeout: float, connected_after: float,
+             detail: str) -> ApiserverError:
     address = dialed or (target.host, target.port)
     deadline = target.timeout_seconds
     if failure in (Failure.REFUSED, Failure.NO_ROUTE, Failure.NET_UNREACHABLE):
         return ApiserverError(_wrap(target, _dial(address, f"connect: {failure.value}")))
     if failure is Failure.DIAL_STALL:
+        # Go <= 1.22 maps a dial cut by the request's context to "i/o timeout"
+        # (net.mapErr), so both texts are seen; Go >= 1.23 always says context.
         io_timeout = _wrap(target, _dial(address, "i/o timeout"))
         context = _wrap(target, CONTEXT_DEADLINE)
-        if deadline <= dial_timeout:  # the request deadline fires first (or ties)
+        if deadline <= dial_timeout:
             return ApiserverError(context, (io_timeout,))
         return ApiserverError(io_timeout)
     if failure is Failure.TLS_STALL:
@@ -76,7 +78,8 @@ def predict(target: WebhookTarget, failure: Failure, *, dialed: tuple[str, int] 
             return ApiserverError(context, (handshake,))
         return ApiserverError(handshake)
     if failure is Failure.RESPONSE_STALL:
-        return ApiserverError(_wrap(target, CONTEXT_DEADLINE), (_wrap(target, AWAITING_HEADERS),))
+        # No ResponseHeaderTimeout is set: the request deadline ends the wait.
+        return ApiserverError(_wrap(target, CONTEXT_DEADLINE))
     if failure is Failure.TLS_ERROR:
         return ApiserverError(_wrap(target, detail))
     if failure is Failure.HTTP_STATUS:
@@ -84,9 +87,26 @@ def predict(target: WebhookTarget, failure: Failure, *, dialed: tuple[str, int] 
                               f"failed to call webhook: {detail}")
     if failure is Failure.BAD_REVIEW:
         return ApiserverError(f'failed calling webhook "{target.webhook_name}": {detail}')
+    if failure is Failure.HTTP_STATUS and target.kind is CallKind.CONVERSION:
+        return ApiserverError(f"conversion webhook for {target.conversion_gvk} failed: {detail}")
     if failure is Failure.NO_SERVICE:
         return ApiserverError(_wrap(target, f'service "{detail}" not found'))
     return ApiserverError(_wrap(target, detail or f"dial tcp: lookup {target.host}: no such host"))
+
+
+def predict(target: WebhookTarget, failure: Failure, *, dialed: tuple[str, int] | None = None,
+            dial_timeout: float = 30.0, tls_timeout: float = 10.0,
+            connected_after: float = 0.0, detail: str = "") -> ApiserverError:
+    """Returns the message the apiserver logs, its race alternatives and what clients see.
+
+    CONNECTED_AFTER is when TCP connected, counted from the call's start: the
+    TLS timer starts then, the request deadline (timeoutSeconds) at 0.
+    DETAIL carries the Go error text for TLS_ERROR, the status text for
+    HTTP_STATUS, the complaint for BAD_REVIEW and the service for NO_SERVICE.
+    """
+    return _answered(_predict(target, failure, dialed=dialed, dial_timeout=dial_timeout,
+                              tls_timeout=tls_timeout, connected_after=connected_after,
+                              detail=detail))
 
 
 def status_error(status: int, body: str) -> str:

@@ -78,6 +78,8 @@ class WebhookTarget:
     timeout_seconds: float = 10.0
     """The webhook's timeoutSeconds: the overall deadline of the call."""
     kind: CallKind = CallKind.ADMISSION
+    conversion_gvk: str = "netprobe.io/v1beta1, Kind=Probe"
+    """For conversion webhooks: the object's `group/version, Kind=K` (in the message)."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,8 @@ class ApiserverError:
     """The most likely full message."""
     alternatives: tuple[str, ...] = ()
     """Other messages a timer race can produce instead."""
+    client_message: str = ""
+    """What the API client (kubectl) is answered: HTTP 500, `Internal error occurred: ...`."""
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from netprobe import errors
 class Timeouts:
     """The apiserver's timers, and how soon netprobe may call a stall early."""
 
-    dial: float = 10.0
-    """TCP connect (the apiserver's dialer)."""
+    dial: float = 30.0
+    """TCP connect: the service-reference webhook client dials through
+    http.DefaultTransport's dialer, whose timeout is 30 s."""
     tls: float = 10.0
     """TLS handshake (net/http TLSHandshakeTimeout)."""
     syn_retransmissions: int = 2

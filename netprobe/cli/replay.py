@@ -37,8 +37,10 @@ from netprobe.replay import target as target_mod
               "outside namespaces, but fewer causes can be told apart).")
 @click.option("--full", is_flag=True,
               help="Wait the apiserver's real timeouts instead of calling stalls early.")
-@click.option("--dial-timeout", type=float, default=10.0, show_default=True)
-@click.option("--tls-timeout", type=float, default=10.0, show_default=True)
+@click.option("--dial-timeout", type=float, default=30.0, show_default=True,
+              help="The apiserver dialer's timeout (net/http default transport: 30 s).")
+@click.option("--tls-timeout", type=float, default=10.0, show_default=True,
+              help="TLSHandshakeTimeout of the apiserver's transport.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 def replay(url: str, resolve: str | None, ca_bundle: Path, netns: str | None,

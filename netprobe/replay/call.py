@@ -138,6 +138,7 @@ class _Pipe:
                  outgoing: ssl.MemoryBIO) -> None:
         self.sock, self.tls, self.incoming, self.outgoing = sock, tls, incoming, outgoing
         self.received = 0
+        self.first_bytes = b""
 
     def flush(self) -> int:
         data = self.outgoing.read()
@@ -160,14 +161,18 @@ class _Pipe:
         if not data:
             self.incoming.write_eof()
             return None
+        if not self.first_bytes:
+            self.first_bytes = data[:8]
         self.received += len(data)
         self.incoming.write(data)
         return True
 
 
-def _go_tls_error(exc: ssl.SSLError) -> str:
+def _go_tls_error(exc: ssl.SSLError, first_bytes: bytes = b"") -> str:
     reason = (exc.reason or "").upper()
     if "WRONG_VERSION_NUMBER" in reason or "PACKET_LENGTH_TOO_LONG" in reason:
+        if first_bytes.startswith(b"HTTP/"):
+            return "http: server gave HTTP response to HTTPS client"
         return "tls: first record does not look like a TLS handshake"
     if "ALERT_" in reason:
         return "remote error: tls: " + reason.split("ALERT_", 1)[1].lower().replace("_", " ")
@@ -211,7 +216,7 @@ def _handshake(sock: socket.socket, target: WebhookTarget, timeouts: Timeouts,
             pass
         except ssl.SSLError as exc:
             pipe.flush()
-            return _tls_failed(out, clock, began, _go_tls_error(exc))
+            return _tls_failed(out, clock, began, _go_tls_error(exc, pipe.first_bytes))
         if pipe.flush() and hello_sent is None:
             hello_sent = clock.elapsed()
         remaining = limit - clock.elapsed()

@@ -1,0 +1,88 @@
+"""The rule table: evidence in, verdict out (no sockets, no root)."""
+
+from __future__ import annotations
+
+import pytest
+
+from netprobe import classify
+from netprobe.model import (CertificateInfo, Evidence, Failure, HttpOutcome, IcmpInfo,
+                            PacketSummary, Phase, RstInfo)
+
+DIALED = ("10.96.20.99", 443)
+
+
+def _cert(reason: str | None, error: str | None, names=("svc",), subject="CN=x") -> CertificateInfo:
+    return CertificateInfo(subject, "CN=ca", tuple(names), (), 0.0, 1.0, "00", "1", error, reason)
+
+
+def _rst(ttl: int) -> PacketSummary:
+    return PacketSummary(packets=2, syn=1, rst=(RstInfo("10.244.1.5", ttl, True, 1.0),),
+                         wire_destination="10.244.1.5", left_host=True)
+
+
+CASES = [
+    ("ok", Evidence(None), "ok", None, "ok"),
+    ("kube-proxy reject", Evidence(Failure.REFUSED, packets=PacketSummary(packets=1)),
+     "no-endpoints", Phase.TCP, "kube-proxy-reject"),
+    ("pod reset", Evidence(Failure.REFUSED, packets=_rst(62), destination_on_link=False),
+     "connection-refused", Phase.TCP, "nothing-listening"),
+    ("forged reset", Evidence(Failure.REFUSED, packets=_rst(64), destination_on_link=False),
+     "connection-refused", Phase.TCP, "rst-from-middlebox"),
+    ("on-link reset is the destination's",
+     Evidence(Failure.REFUSED, packets=_rst(64), destination_on_link=True),
+     "connection-refused", Phase.TCP, "nothing-listening"),
+    ("refused without capture", Evidence(Failure.REFUSED), "connection-refused", Phase.TCP,
+     "refused"),
+    ("icmp unreachable", Evidence(Failure.NO_ROUTE, packets=PacketSummary(
+        icmp=(IcmpInfo("10.0.0.1", 3, 1, 1.0),))), "no-route", Phase.TCP, "icmp-unreachable"),
+    ("syn dropped", Evidence(Failure.DIAL_STALL, early=True, packets=PacketSummary(
+        syn=3, syn_retransmissions=2)), "io-timeout", Phase.TCP, "syn-dropped"),
+    ("tls stall", Evidence(Failure.TLS_STALL, stall="clienthello-unanswered"),
+     "tls-handshake-timeout", Phase.TLS, "no-tls-server"),
+    ("not tls", Evidence(Failure.TLS_ERROR, errno_name="tls",
+                         detail="tls: first record does not look like a TLS handshake"),
+     "tls-handshake-timeout", Phase.TLS, "not-tls"),
+    ("expired", Evidence(Failure.TLS_ERROR, errno_name="x509",
+                         certificate=_cert("expired", "x509: certificate has expired")),
+     "x509-expired", Phase.TLS, "expired-serving-cert"),
+    ("kubelet", Evidence(Failure.TLS_ERROR, errno_name="x509", dialed=("10.0.3.33", 10250),
+                         certificate=_cert("hostname", "x509: valid for ...",
+                                           ("ip-10-0-3-33.eu-west-1.compute.internal",),
+                                           "CN=ip-10-0-3-33.eu-west-1.compute.internal,O=system:nodes")),
+     "x509-hostname-mismatch", Phase.TLS, "fargate-kubelet"),
+    ("other host", Evidence(Failure.TLS_ERROR, errno_name="x509",
+                            certificate=_cert("hostname", "x509: valid for a.example", ("a.example",))),
+     "x509-hostname-mismatch", Phase.TLS, "wrong-serving-cert"),
+    ("stale bundle", Evidence(Failure.TLS_ERROR, errno_name="x509", certificate=_cert(
+        "unknown-authority", "x509: certificate signed by unknown authority (possibly because")),
+     "x509-unknown-authority", Phase.TLS, "stale-ca-bundle"),
+    ("hung", Evidence(Failure.RESPONSE_STALL, early=True), "response-timeout", Phase.HTTP,
+     "webhook-hung"),
+    ("500", Evidence(Failure.HTTP_STATUS, http=HttpOutcome(500, False)), "http-error",
+     Phase.HTTP, "http-500"),
+    ("bad review", Evidence(Failure.BAD_REVIEW, http=HttpOutcome(200, False)), "http-error",
+     Phase.HTTP, "invalid-review"),
+    ("no such name", Evidence(Failure.DNS), "dns-failure", Phase.DNS, "unresolvable"),
+]
+
+
+@pytest.mark.parametrize("name,evidence,cls,phase,cause", CASES, ids=[case[0] for case in CASES])
+def test_rule_table(name: str, evidence: Evidence, cls: str, phase: Phase | None,
+                    cause: str) -> None:
+    verdict = classify.classify(evidence)
+    assert (verdict.cls, verdict.phase, verdict.cause) == (cls, phase, cause)
+    assert verdict.explanation
+
+
+def test_early_flag_is_carried() -> None:
+    verdict = classify.classify(Evidence(Failure.DIAL_STALL, early=True))
+    assert verdict.early
+    assert not classify.classify(Evidence(Failure.DIAL_STALL)).early
+
+
+def test_every_verdict_class_is_a_contract_name() -> None:
+    contract = {"ok", "connection-refused", "no-endpoints", "io-timeout", "no-route",
+                "tls-handshake-timeout", "response-timeout", "x509-unknown-authority",
+                "x509-expired", "x509-hostname-mismatch", "dns-failure", "service-not-found",
+                "http-error"}
+    assert {classify.classify(case[1]).cls for case in CASES} <= contract
