@@ -19,8 +19,9 @@ from types import TracebackType
 
 from netprobe import errors
 
-SNAPLEN = 256
-"""Link, IP and TCP headers plus the first TLS record header: enough to diagnose."""
+SNAPLEN = 1024
+"""Headers plus a whole ClientHello (SNI, ALPN: what Wireshark users look for) and
+the ServerHello's start; certificates come from the TLS client, not the wire."""
 
 START_TIMEOUT = 10.0
 

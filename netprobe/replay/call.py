@@ -80,6 +80,9 @@ def _resolve(target: WebhookTarget, netns: str | None, out: CallOutcome, clock: 
         _phase(out, Phase.DNS, Status.OK, clock, began,
                f"{target.host} -> {target.resolve_ip} (service resolver, --resolve)")
         return target.resolve_ip
+    if _is_ip(target.host):
+        _phase(out, Phase.DNS, Status.OK, clock, began, f"{target.host} is an address: no lookup")
+        return target.host.strip("[]")
     address = sockets.resolve(netns, target.host)
     if address is None:
         out.failure, out.errno_name = Failure.DNS, "ENOTFOUND"
