@@ -81,3 +81,46 @@ def _result(target: WebhookTarget, outcome: call.CallOutcome, summary: object, n
                         http=outcome.http, packets=summary,  # type: ignore[arg-type]
                         capture=capture, netns=netns, local_address=outcome.local,
                         dialed=outcome.dialed)
+
+
+def service_missing(target: WebhookTarget, service: str, namespace: str) -> ReplayResult:
+    """The result of a call whose Service does not exist: nothing is sent.
+
+    The apiserver's service resolver fails before any packet; so does this.
+    """
+    from netprobe.model import Failure, Phase, PhaseResult, Status
+
+    import time as _time
+
+    now = _time.time()
+    phases = (PhaseResult(Phase.DNS, Status.FAILED, now, 0.0,
+                          f'service "{service}" not found in namespace {namespace}',
+                          "ENOTFOUND"),
+              *(PhaseResult(phase, Status.SKIPPED, now, 0.0, "not reached")
+                for phase in (Phase.TCP, Phase.TLS, Phase.HTTP)))
+    evidence = Evidence(failure=Failure.NO_SERVICE, detail=f'service "{service}" not found')
+    return ReplayResult(target=target, phases=phases, verdict=classify.classify(evidence),
+                        apiserver_error=apiserver.predict(target, Failure.NO_SERVICE,
+                                                          detail=service))
+
+
+def replay_lab_scenario(name: str, *, timeouts: Timeouts | None = None,
+                        capture_path: Path | None = None) -> ReplayResult:
+    """Brings lab scenario NAME up (if needed) and replays the apiserver's call in it.
+
+    The lab stays up; `netprobe.lab.lifecycle.down()` removes it.
+    """
+    from netprobe.lab import lifecycle, pki
+
+    state, _ = lifecycle.up(name)
+    plan = lifecycle.plan_of(state)
+    hook = plan.webhook
+    target = WebhookTarget(
+        url=f"https://{hook.host}:{hook.service_port}/validate", host=hook.host,
+        port=hook.service_port, path="/validate", resolve_ip=hook.cluster_ip,
+        ca_bundle=(state.directory / "pki" / pki.CA_BUNDLE).read_bytes(),
+        webhook_name="webhook.cert-manager.io", timeout_seconds=hook.timeout_seconds)
+    if hook.configured_service_name != hook.service_name:
+        return service_missing(target, hook.configured_service_name, hook.service_namespace)
+    return replay(target, netns=plan.control_plane.netns, timeouts=timeouts,
+                  capture_path=capture_path)

@@ -1,0 +1,62 @@
+"""Replay verdict wall time per lab scenario, default (early) mode, median of N. Needs root.
+
+Usage: sudo .venv/bin/python bench/bench_replay.py [--runs 5] [SCENARIO...]
+Goal: every scenario's verdict in <= 3.5 s wall time (the whole `netprobe replay`
+process, interpreter start included), median of 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+from netprobe.lab import lifecycle, scenarios
+
+GOAL = 3.5
+
+
+def _command(plan, ca_bundle: str) -> list[str]:
+    hook = plan.webhook
+    args = [sys.executable, "-m", "netprobe", "replay", f"https://{hook.host}/validate",
+            "--ca-bundle", ca_bundle, "--netns", plan.control_plane.netns, "-o", "json"]
+    if hook.configured_service_name == hook.service_name:
+        args += ["--resolve", f"{hook.host}:{hook.cluster_ip}"]
+    return args
+
+
+def measure(name: str, runs: int) -> float:
+    state, _ = lifecycle.up(name)
+    command = _command(lifecycle.plan_of(state), str(state.ca_bundle))
+    times = []
+    try:
+        for _ in range(runs):
+            start = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True)
+            times.append(time.perf_counter() - start)
+            if done.returncode not in (0, 1):
+                raise SystemExit(f"{name}: replay failed: {done.stderr}")
+    finally:
+        lifecycle.down()
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("scenarios", nargs="*", default=list(scenarios.NAMES))
+    args = parser.parse_args()
+    lifecycle.down()
+    print(f"{'scenario':<24} {'verdict (s)':>11}   median of {args.runs}, whole process")
+    worst = 0.0
+    for name in args.scenarios:
+        took = measure(name, args.runs)
+        worst = max(worst, took)
+        print(f"{name:<24} {took:>11.2f}")
+    print(f"worst: {worst:.2f} s (goal {GOAL}): goal {'met' if worst <= GOAL else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
