@@ -41,6 +41,29 @@ class LabError(NetprobeError):
     """Building or tearing down the network-namespace lab failed."""
 
 
+class AgentError(NetprobeError):
+    """A probe agent could not run, died, or returned a damaged result."""
+
+
+class K8sError(NetprobeError):
+    """The Kubernetes API refused or failed a request."""
+
+    def __init__(self, message: str, status: int = 0, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class K8sNotFound(K8sError):
+    """The API says the object does not exist (404)."""
+
+
+class K8sForbidden(K8sError):
+    """RBAC or admission denied the request (403)."""
+
+    exit_code = 2
+
+
 class CaptureError(NetprobeError):
     """Capturing packets failed (tcpdump missing, no permission, ...)."""
 
