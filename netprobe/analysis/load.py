@@ -1,0 +1,82 @@
+"""Loading a capture into packet columns: the file edge of the analysis.
+
+Owns: running the container readers and the decoder over every chunk,
+concatenating the columns, and turning damage into a value (`Capture.damage`)
+so callers can report what was read before it.
+Must not: decide about flows or print.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from netprobe import errors
+from netprobe.capture import decode, formats, linklayer
+from netprobe.capture.records import Interface
+
+
+@dataclass
+class Capture:
+    """The decoded packets of one capture file."""
+
+    path: Path
+    cols: decode.Columns
+    """Packet columns (see `netprobe.capture.decode.CORE`)."""
+    interfaces: list[Interface] = field(default_factory=list)
+    damage: str = ""
+    """Why reading stopped early, or empty when the whole file was read."""
+    notes: list[str] = field(default_factory=list)
+    """Warnings that do not stop the analysis (undecoded link types)."""
+
+    def __len__(self) -> int:
+        return len(self.cols["time"])
+
+
+def load(path: str | Path, detail: bool = False, chunk_bytes: int = formats.CHUNK_BYTES) -> Capture:
+    """Read and decode the capture at `path`.
+
+    Returns:
+        A `Capture`; `damage` is set when the file broke after some packets.
+
+    Raises:
+        CaptureFormatError: the file cannot be read at all (missing, empty,
+            wrong magic, damaged before the first packet).
+    """
+    reader = formats.CaptureFile(path, chunk_bytes)
+    parts: list[decode.Columns] = []
+    damage = ""
+    try:
+        for batch in reader:
+            parts.append(decode.decode(batch, detail))
+    except errors.CaptureFormatError as exc:
+        if reader.container is None:
+            raise
+        damage = str(exc)
+    if parts:
+        cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    else:
+        cols = decode.empty(0, detail)
+    capture = Capture(Path(path), cols, list(reader.interfaces), damage)
+    capture.notes.extend(_undecoded(capture))
+    return capture
+
+
+def _undecoded(capture: Capture) -> list[str]:
+    """One note per link type netprobe counted but could not decode."""
+    unknown = capture.cols["unknown_link"]
+    if not unknown.any():
+        return []
+    types = Counter(
+        capture.interfaces[i].linktype if i < len(capture.interfaces) else -1
+        for i in capture.cols["interface"][unknown]
+    )
+    return [
+        f"reading {capture.path}: link type {lt} is not decoded; its {n} packets are "
+        "counted but not analysed"
+        for lt, n in sorted(types.items())
+        if lt not in linklayer.SUPPORTED or lt == linklayer.PKTAP
+    ]
