@@ -53,7 +53,7 @@ def _register() -> None:
 
 
 # (module under netprobe.cli, click command in it)
-_COMMANDS: list[tuple[str, str]] = []
+_COMMANDS: list[tuple[str, str]] = [("analyze", "analyze")]
 
 
 _register()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from netprobe.analysis.tcp import ACK, RST, SYN, TcpView
+from netprobe.analysis.tcp import ACK, RST, SYN
 from netprobe.capture import decode
 
 TOTALS_FIELDS = (
@@ -28,26 +28,31 @@ TOTALS_FIELDS = (
 )
 
 
-def count(cols: decode.Columns, tcp: TcpView) -> dict[str, int]:
-    """Return the totals of `TOTALS_FIELDS` for decoded packets and their TCP view."""
-    is_tcp = cols["tcp"]
-    flags = cols["flags"]
+def count(packets: dict[str, np.ndarray]) -> dict[str, int]:
+    """Return the totals of `TOTALS_FIELDS` for a packet table.
+
+    The table holds the decoded columns plus `stream` (-1 for non-TCP) and
+    `retransmission` (see `netprobe.analysis.pipeline.packet_table`).
+    """
+    is_tcp = packets["tcp"].astype(bool)
+    flags = packets["flags"]
     syn = is_tcp & ((flags & (SYN | ACK)) == SYN)
     synack = is_tcp & ((flags & (SYN | ACK)) == (SYN | ACK))
-    retrans_rows = tcp.index[tcp.retransmission]
-    proto, icmp_type = cols["proto"], cols["icmp_type"]
+    retrans = packets["retransmission"].astype(bool)
+    proto, icmp_type = packets["proto"], packets["icmp_type"]
     unreachable = ((proto == decode.ICMP) & (icmp_type == 3)) | (
         (proto == decode.ICMPV6) & (icmp_type == 1)
     )
+    streams = packets["stream"]
     return {
         "packets": len(flags),
         "tcp_syn": int(syn.sum()),
         "tcp_synack": int(synack.sum()),
         "tcp_rst": int((is_tcp & ((flags & RST) != 0)).sum()),
-        "tcp_retransmissions": len(retrans_rows),
-        "tcp_syn_retransmissions": int(syn[retrans_rows].sum()),
-        "tls_client_hello": int((is_tcp & (cols["tls_hs"] == 1)).sum()),
-        "tls_server_hello": int((is_tcp & (cols["tls_hs"] == 2)).sum()),
+        "tcp_retransmissions": int(retrans.sum()),
+        "tcp_syn_retransmissions": int((syn & retrans).sum()),
+        "tls_client_hello": int((is_tcp & (packets["tls_hs"] == 1)).sum()),
+        "tls_server_hello": int((is_tcp & (packets["tls_hs"] == 2)).sum()),
         "icmp_unreachable": int(unreachable.sum()),
-        "tcp_streams": len(np.unique(tcp.stream)),
+        "tcp_streams": len(np.unique(streams[streams >= 0])),
     }
