@@ -53,8 +53,8 @@ def load(path: str | Path, detail: bool = False, chunk_bytes: int = formats.CHUN
         for batch in reader:
             parts.append(decode.decode(batch, detail))
     except errors.CaptureFormatError as exc:
-        if reader.container is None:
-            raise
+        if reader.container is None or not reader.interfaces:
+            raise  # nothing usable: not a capture, or broken before its first interface
         damage = str(exc)
     if parts:
         cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

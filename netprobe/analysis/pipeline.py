@@ -15,7 +15,7 @@ import numpy as np
 
 from netprobe.analysis import flowtable
 from netprobe.analysis import counts, rules, tcp
-from netprobe.analysis.load import Capture, load  # noqa: F401  (re-exported for tests)
+from netprobe.analysis.load import Capture, load
 from netprobe.capture import decode
 
 Table = flowtable.Table
