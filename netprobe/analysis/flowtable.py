@@ -22,20 +22,24 @@ MIN_REQUEST_BYTES = 32
 
 
 def _first(stream: np.ndarray, mask: np.ndarray, values: np.ndarray, n: int, fill: float) -> np.ndarray:
-    """Per stream: `values` at the first row with `mask` (rows in stream, frame order)."""
+    """Per stream: `values` at the first row with `mask` (rows sorted by stream, frame)."""
     out = np.full(n, fill, dtype=np.result_type(values.dtype, np.asarray(fill).dtype))
     s = stream[mask]
-    uniq, first = np.unique(s, return_index=True)
-    out[uniq] = values[mask][first]
+    if len(s):
+        head = np.ones(len(s), bool)
+        head[1:] = s[1:] != s[:-1]
+        out[s[head]] = values[mask][head]
     return out
 
 
 def _last(stream: np.ndarray, mask: np.ndarray, values: np.ndarray, n: int, fill: float) -> np.ndarray:
-    """Per stream: `values` at the last row with `mask`."""
+    """Per stream: `values` at the last row with `mask` (rows sorted by stream, frame)."""
     out = np.full(n, fill, dtype=np.result_type(values.dtype, np.asarray(fill).dtype))
-    s = stream[mask][::-1]
-    uniq, first = np.unique(s, return_index=True)
-    out[uniq] = values[mask][::-1][first]
+    s = stream[mask]
+    if len(s):
+        tail = np.ones(len(s), bool)
+        tail[:-1] = s[1:] != s[:-1]
+        out[s[tail]] = values[mask][tail]
     return out
 
 
@@ -46,7 +50,7 @@ def _count(stream: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
 def build(packets: Table) -> Table:
     """Return the flow table (columns of equal length, one row per TCP stream)."""
     tcp = np.flatnonzero(packets["stream"] >= 0)
-    order = np.lexsort((tcp, packets["stream"][tcp]))
+    order = np.argsort(packets["stream"][tcp], kind="stable")
     rows = tcp[order]
     p = {k: v[rows] for k, v in packets.items()}
     st = p["stream"].astype(np.int64)

@@ -145,46 +145,56 @@ def _seq_lt(a: Array, b: Array) -> npt.NDArray[np.bool_]:
 
 
 def _retransmissions(
-    group: Array, stream: Array, direction: np.ndarray, t: np.ndarray,
+    stream: Array, direction: np.ndarray, t: np.ndarray,
     flags: Array, seq: Array, ack: Array, seglen: Array, first_rtt: np.ndarray,
 ) -> npt.NDArray[np.bool_]:
-    """Mark retransmissions; rows sorted by (stream, frame)."""
-    n = len(group)
-    order = np.argsort(group, kind="stable")  # (stream, direction, frame)
-    g = group[order]
+    """Mark retransmissions; rows sorted by (stream, frame).
+
+    Each direction is handled on its own subset of rows, which stays
+    grouped by stream and in frame order, so no sort is needed.
+    """
+    n = len(stream)
+    out = np.zeros(n, bool)
+    rev_ack = _reverse_last_ack(stream, direction, ack)
+    for d in (False, True):
+        sel = np.flatnonzero(direction == d)
+        if len(sel):
+            out[sel] = _one_direction(stream[sel], t[sel], flags[sel], seq[sel], seglen[sel],
+                                      first_rtt[sel], rev_ack[sel])
+    return out
+
+
+def _one_direction(
+    g: Array, t: np.ndarray, fl: Array, s: Array, sl: Array, thres: np.ndarray, rev_ack: Array,
+) -> npt.NDArray[np.bool_]:
+    """Retransmission marks for the rows of one direction, grouped by stream."""
+    n = len(g)
     gs = _group_starts(g)
-    s = seq[order]
-    synfin = ((flags[order] & (SYN | FIN)) != 0).astype(np.int64)
+    synfin = ((fl & (SYN | FIN)) != 0).astype(np.int64)
     useq = _unwrap(s, gs)
-    nxt = useq + seglen[order] + synfin
-    # exclusive running max of nextseq per direction, and when it was set
+    nxt = useq + sl + synfin
+    # exclusive running max of nextseq per stream, and when it was last raised
     big = np.int64(1) << 40
     shifted = nxt + g * big
     run = np.maximum.accumulate(shifted)
-    prev = np.concatenate(([np.iinfo(np.int64).min], run[:-1]))
+    prev = np.empty(n, np.int64)
+    prev[0] = np.iinfo(np.int64).min
+    prev[1:] = run[:-1]
     is_set = np.arange(n) > gs
     prev_next = np.where(is_set, prev - g * big, 0)
     raised = np.ones(n, bool)
     raised[1:] = run[1:] > run[:-1]
     setter = _last_where(raised, gs, inclusive=False)
-    next_time = np.where(setter >= 0, t[order][np.maximum(setter, 0)], -np.inf)
-    result = np.zeros(n, bool)
-    fl = flags[order]
-    sl = seglen[order]
+    next_time = np.where(setter >= 0, t[np.maximum(setter, 0)], -np.inf)
     candidate = (sl > 0) | (synfin > 0)
     not_adv = is_set & (useq < prev_next)
     keepalive = is_set & (sl <= 1) & (useq == prev_next - 1) & ((fl & (SYN | FIN | RST)) == 0)
     not_adv &= ~((sl > 1) & (useq == prev_next - 1))
-    thres = first_rtt[order]
-    ooo = not_adv & ((t[order] - next_time) < thres) & (prev_next != useq + sl + synfin)
-    # spurious: all data at or below the last ACK of the other direction
-    rev_ack_o = _reverse_last_ack(stream, direction, ack)[order]
+    ooo = not_adv & ((t - next_time) < thres) & (prev_next != useq + sl + synfin)
+    # spurious: all data at or below the last ACK the other direction sent
     end = (s + sl) & 0xFFFFFFFF
-    spurious = (sl > 0) & (rev_ack_o > 0) & ~_seq_lt(rev_ack_o, end)
-    result = candidate & ~keepalive & (spurious | (not_adv & ~ooo))
-    out = np.empty(n, bool)
-    out[order] = result
-    return out
+    spurious = (sl > 0) & (rev_ack > 0) & ~_seq_lt(rev_ack, end)
+    return candidate & ~keepalive & (spurious | (not_adv & ~ooo))
 
 
 def _reverse_last_ack(stream: Array, direction: np.ndarray, ack: Array) -> Array:
@@ -237,36 +247,31 @@ def analyse(cols: dict[str, np.ndarray]) -> TcpView:
         (cols["src_hi"][index], cols["src_lo"][index], cols["sport"][index]),
         (cols["dst_hi"][index], cols["dst_lo"][index], cols["dport"][index]),
     )
-    _, conv = np.unique(key, return_inverse=True)
-    order = np.argsort(conv, kind="stable")
+    order = np.argsort(key, kind="stable")  # by conversation, then frame
     rows = index[order]
+    k = key[order]
+    head = np.ones(len(k), bool)
+    head[1:] = k[1:] != k[:-1]
+    conv = np.cumsum(head) - 1
     flags = cols["flags"][rows].astype(np.int64)
     seq = cols["seq"][rows].astype(np.int64)
     ack = cols["ack"][rows].astype(np.int64)
     sw = swap[order]
-    raw_stream = _streams(conv[order].astype(np.int64), flags, seq, ack, sw)
-    # renumber streams by first appearance, like tcp.stream
-    first_row = np.full(raw_stream.max() + 1 if len(rows) else 0, np.iinfo(np.int64).max)
-    np.minimum.at(first_row, raw_stream, rows)
-    rank = np.empty_like(first_row)
-    rank[np.argsort(first_row, kind="stable")] = np.arange(len(first_row))
-    stream = rank[raw_stream]
-    # re-sort rows by (stream, frame)
-    o2 = np.lexsort((rows, stream))
-    rows, stream, flags, seq, ack, sw = rows[o2], stream[o2], flags[o2], seq[o2], ack[o2], sw[o2]
+    group = _streams(conv, flags, seq, ack, sw)  # increasing along rows
     t = cols["time"][rows]
     seglen = cols["seglen"][rows]
-    client = _client_side(stream, flags, sw)
-    analysed = seglen >= 0
+    client = _client_side(group, flags, sw)
     retrans = np.zeros(len(rows), bool)
-    a = np.flatnonzero(analysed)
+    a = np.flatnonzero(seglen >= 0)
     if len(a):
-        st = stream[a]
-        thres = _first_rtt(st, flags[a], t[a])
-        group = st * 2 + sw[a].astype(np.int64)
-        retrans[a] = _retransmissions(group, st, sw[a], t[a], flags[a], seq[a], ack[a],
-                                      seglen[a], thres)
-    return TcpView(rows, stream, sw == client, retrans)
+        g = group[a]
+        thres = _first_rtt(g, flags[a], t[a])
+        retrans[a] = _retransmissions(g, sw[a], t[a], flags[a], seq[a], ack[a], seglen[a], thres)
+    # public numbers in order of first appearance, like tcp.stream
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else group
+    rank = np.empty(len(starts), np.int64)
+    rank[np.argsort(rows[starts], kind="stable")] = np.arange(len(starts))
+    return TcpView(rows, rank[group] if len(group) else group, sw == client, retrans)
 
 
 def _client_side(stream: Array, flags: Array, swap: np.ndarray) -> np.ndarray:

@@ -199,9 +199,11 @@ def _tcp(data, idx, l4_all, len_all, end_all, cols, detail) -> None:  # type: ig
     tls = rec & (b1 == 3) & (b2 <= 4)
     hs = tls & (b0 == 0x16)
     cols["tls_hs"][idx[hs]] = data[p[hs] + 5]
-    alert = tls & (b0 == 0x15)
-    plain = alert & (u16be(data, p + 3) == 2) & (have >= 7)
-    cols["tls_alert"][idx[alert]] = np.where(plain[alert], data[p[alert] + 6], 256)
+    alert = np.flatnonzero(tls & (b0 == 0x15))
+    if len(alert):  # description when the record is a plaintext alert, else 256
+        pa = p[alert]
+        plain = (u16be(data, pa + 3) == 2) & (have[alert] >= 7)
+        cols["tls_alert"][idx[alert]] = np.where(plain, data[pa + 6], 256)
     if detail:
         _tcp_options(data, idx, o + 20, np.minimum(o + hlen, end), cols)
 

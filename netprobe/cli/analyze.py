@@ -39,13 +39,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _flow_rows(analysis: Any) -> list[dict[str, Any]]:
+def _flow_rows(analysis: Any, limit: int) -> list[dict[str, Any]]:
+    """Flows as JSON-ready dicts, suspicious first; only the first `limit` (0: all)."""
     from netprobe.analysis import flow_records, rules
 
-    rec = flow_records(analysis.flows)
-    order = np.lexsort((rec["stream"], rules.severity(rec["verdict"])))
+    f = analysis.flows
+    order = np.lexsort((f["stream"], rules.severity(f["verdict"])))[: limit or None]
+    rec = flow_records({k: v[order] for k, v in f.items()})
     rows = []
-    for i in order:
+    for i in range(len(order)):
         row = {k: _plain(rec[k][i]) for k in FLOW_FIELDS}
         for k in ("rst_ttl", "icmp_type", "icmp_code", "icmp_ttl", "alert_description"):
             if row[k] == -1:
@@ -55,13 +57,14 @@ def _flow_rows(analysis: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _analyse(path: str) -> dict[str, Any]:
+def _analyse(path: str, limit: int) -> dict[str, Any]:
     from netprobe.analysis import pipeline
 
     try:
         result = pipeline.analyse(path)
     except errors.CaptureFormatError as exc:
-        return {"path": path, "error": str(exc), "warnings": [], "totals": None, "flows": []}
+        return {"path": path, "error": str(exc), "warnings": [], "totals": None, "flows": [],
+                "flow_count": 0, "failed": False, "damaged": False}
     except errors.NetprobeError:
         raise
     except Exception as exc:  # a bug of ours: exit 3 with a message, never a traceback
@@ -70,16 +73,20 @@ def _analyse(path: str) -> dict[str, Any]:
     if result.capture.damage:
         warnings.insert(0, result.capture.damage)
     return {"path": path, "error": None, "warnings": warnings, "totals": result.totals,
-            "flows": _flow_rows(result), "damaged": bool(result.capture.damage)}
+            "flows": _flow_rows(result, limit), "flow_count": len(result.flows["stream"]),
+            "failed": _failed(result), "damaged": bool(result.capture.damage)}
+
+
+def _failed(result: Any) -> bool:
+    from netprobe.analysis import rules
+
+    return bool(np.isin(result.flows["verdict"], rules.FAILURES).any())
 
 
 def _exit_code(reports: list[dict[str, Any]]) -> int:
-    from netprobe.analysis import rules
-
     if any(r["error"] or r["warnings"] for r in reports):
         return EXIT_USAGE
-    failed = any(f["verdict"] in rules.FAILURES for r in reports for f in r["flows"])
-    return EXIT_DIAGNOSED if failed else EXIT_OK
+    return EXIT_DIAGNOSED if any(r.get("failed") for r in reports) else EXIT_OK
 
 
 def _fmt_rtt(value: float | None) -> str:
@@ -101,7 +108,7 @@ def _render_text(report: dict[str, Any], limit: int) -> None:
     for col in ("stream", "client", "server", "verdict", "why", "SYN(retx)", "RST", "ICMP",
                 "hello C/S", "rtt ms", "data retx"):
         table.add_column(col)
-    for f in flows[: limit or None]:
+    for f in flows:
         rst = ("server" + (f" ttl={f['rst_ttl']}" if f["rst_ttl"] is not None else "")
                if f["rst_server"] else ("client" if f["rst_client"] else ""))
         icmp = f"{f['icmp_type']}/{f['icmp_code']} from {f['icmp_from']}" if f["icmp_errors"] else ""
@@ -115,8 +122,8 @@ def _render_text(report: dict[str, Any], limit: int) -> None:
         )
     if flows:
         console.print(table)
-    if limit and len(flows) > limit:
-        console.print(f"  ... {len(flows) - limit} more flows (use --limit 0 or -o json)")
+    if report["flow_count"] > len(flows):
+        console.print(f"  ... {report['flow_count'] - len(flows)} more flows (use --limit 0 or -o json)")
 
 
 @click.command("analyze")
@@ -128,7 +135,7 @@ def _render_text(report: dict[str, Any], limit: int) -> None:
 @click.pass_context
 def analyze(ctx: click.Context, files: tuple[str, ...], output: str, limit: int) -> None:
     """Diagnose webhook connections from capture FILEs (pcap/pcapng, gzip/zstd)."""
-    reports = [_analyse(path) for path in files]
+    reports = [_analyse(path, limit if output == "text" else 0) for path in files]
     if output == "json":
         click.echo(json.dumps({"version": JSON_VERSION, "captures": reports}, indent=1))
     else:
