@@ -52,7 +52,7 @@ def build(packets: Table) -> Table:
     tcp = np.flatnonzero(packets["stream"] >= 0)
     order = np.argsort(packets["stream"][tcp], kind="stable")
     rows = tcp[order]
-    p = {k: v[rows] for k, v in packets.items()}
+    p = {k: v[rows] for k, v in packets.items() if not k.startswith(("quoted.", "q_"))}
     st = p["stream"].astype(np.int64)
     n = int(st.max()) + 1 if len(st) else 0
     cl = p["from_client"].astype(bool)
@@ -123,6 +123,14 @@ def _handshake_rtt(st: np.ndarray, syn: np.ndarray, synack: np.ndarray, t: np.nd
     return sa_time - syn_time
 
 
+def _quoted(packets: Table) -> tuple[np.ndarray, Table]:
+    """Rows of packets quoting a flow (ICMP errors) and the quoted fields for them."""
+    if "quoted.row" in packets:
+        return packets["quoted.row"], {k: packets[f"quoted.{k}"] for k in decode.QUOTED}
+    rows = np.flatnonzero(packets["q_ip"] > 0)
+    return rows, {k: packets[k][rows] for k in decode.QUOTED}
+
+
 def _icmp(f: Table, packets: Table, n: int) -> None:
     """Attach ICMP/ICMPv6 errors to the TCP stream whose packet they quote."""
     f["icmp_errors"] = np.zeros(n, np.int64)
@@ -132,12 +140,14 @@ def _icmp(f: Table, packets: Table, n: int) -> None:
     f["icmp_proto"] = np.full(n, -1, np.int64)
     f["icmp_from_hi"] = np.zeros(n, np.uint64)
     f["icmp_from_lo"] = np.zeros(n, np.uint64)
-    err = np.flatnonzero((packets["q_proto"] == decode.TCP) & (packets["q_sport"] >= 0))
+    rows, q = _quoted(packets)
+    tcp = (q["q_proto"] == decode.TCP) & (q["q_sport"] >= 0)
+    err = rows[tcp]
     if not len(err) or not n:
         return
     qkey, _ = conversation_keys(
-        (packets["q_src_hi"][err], packets["q_src_lo"][err], packets["q_sport"][err]),
-        (packets["q_dst_hi"][err], packets["q_dst_lo"][err], packets["q_dport"][err]),
+        (q["q_src_hi"][tcp], q["q_src_lo"][tcp], q["q_sport"][tcp]),
+        (q["q_dst_hi"][tcp], q["q_dst_lo"][tcp], q["q_dport"][tcp]),
     )
     fkey, _ = conversation_keys(
         (f["client_hi"], f["client_lo"], f["client_port"]),

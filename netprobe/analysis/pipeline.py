@@ -38,7 +38,7 @@ def packet_table(cols: decode.Columns) -> Table:
     view = tcp.analyse(cols)
     n = len(cols["time"])
     table = dict(cols)
-    table["stream"] = np.full(n, -1, np.int64)
+    table["stream"] = np.full(n, -1, np.int32 if n < 2**31 else np.int64)
     table["stream"][view.index] = view.stream
     table["retransmission"] = np.zeros(n, bool)
     table["retransmission"][view.index] = view.retransmission

@@ -34,7 +34,7 @@ CORE: dict[str, tuple[str, int | float]] = {
     "time": ("f8", 0.0),
     "interface": ("i4", 0),
     "ifindex": ("i8", -1),
-    "frame_len": ("i8", 0),
+    "frame_len": ("i4", 0),
     "unknown_link": ("?", 0),
     "ip": ("u1", 0),
     "src_hi": ("u8", 0),
@@ -51,9 +51,9 @@ CORE: dict[str, tuple[str, int | float]] = {
     "ack": ("u4", 0),
     "win": ("u2", 0),
     "hlen": ("u1", 0),
-    "seglen": ("i8", -1),
+    "seglen": ("i4", -1),
     "tls_hs": ("i2", -1),
-    "tls_alert": ("i4", -1),
+    "tls_alert": ("i2", -1),
     "icmp_type": ("i2", -1),
     "icmp_code": ("i2", -1),
     "q_ip": ("u1", 0),
@@ -66,6 +66,7 @@ CORE: dict[str, tuple[str, int | float]] = {
     "q_dport": ("i4", -1),
     "q_seq": ("i8", -1),
 }
+QUOTED = tuple(k for k in CORE if k.startswith("q_"))
 DETAIL: dict[str, tuple[str, int | float]] = {
     "mss": ("i4", -1),
     "wscale": ("i2", -1),
@@ -92,7 +93,7 @@ def decode(batch: Batch, detail: bool = False) -> Columns:
     cols = empty(n, detail)
     cols["time"][:] = batch.time
     cols["interface"][:] = batch.interface
-    cols["frame_len"][:] = batch.origlen
+    cols["frame_len"][:] = np.minimum(batch.origlen, 2**31 - 1)
     net = linklayer.locate(batch)
     cols["ifindex"][:] = net.ifindex
     cols["unknown_link"][:] = net.unknown
@@ -191,7 +192,7 @@ def _tcp(data, idx, l4_all, len_all, end_all, cols, detail) -> None:  # type: ig
     cols["hlen"][idx] = hlen
     seglen = tlen - hlen
     valid = (hlen >= 20) & (seglen >= 0)
-    cols["seglen"][idx] = np.where(valid, seglen, -1)
+    cols["seglen"][idx] = np.where(valid, np.minimum(seglen, 2**31 - 1), -1)
     p = o + hlen
     have = np.where(valid, np.minimum(seglen, end - p), 0)
     rec = have >= 6
