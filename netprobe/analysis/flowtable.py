@@ -21,6 +21,9 @@ Table = dict[str, npt.NDArray[np.generic]]
 MIN_REQUEST_BYTES = 32
 
 
+NEEDED = ("stream", "from_client", "flags", "time", "seglen", "retransmission", "tls_hs")
+
+
 def _first(stream: np.ndarray, mask: np.ndarray, values: np.ndarray, n: int, fill: float) -> np.ndarray:
     """Per stream: `values` at the first row with `mask` (rows sorted by stream, frame)."""
     out = np.full(n, fill, dtype=np.result_type(values.dtype, np.asarray(fill).dtype))
@@ -52,7 +55,8 @@ def build(packets: Table) -> Table:
     tcp = np.flatnonzero(packets["stream"] >= 0)
     order = np.argsort(packets["stream"][tcp], kind="stable")
     rows = tcp[order]
-    p = {k: v[rows] for k, v in packets.items() if not k.startswith(("quoted.", "q_"))}
+    p = {k: packets[k][rows] for k in NEEDED}
+    p["row"] = rows
     st = p["stream"].astype(np.int64)
     n = int(st.max()) + 1 if len(st) else 0
     cl = p["from_client"].astype(bool)
@@ -65,7 +69,7 @@ def build(packets: Table) -> Table:
     data = p["seglen"] > 0
     retr = p["retransmission"].astype(bool)
     f: Table = {"stream": np.arange(n)}
-    _endpoints(f, p, st, cl, n)
+    _endpoints(f, packets, p, st, cl, n)
     f["first_time"] = _first(st, np.ones(len(st), bool), t, n, np.nan)
     f["last_time"] = _last(st, np.ones(len(st), bool), t, n, np.nan)
     f["packets"] = _count(st, np.ones(len(st), bool), n)
@@ -78,7 +82,7 @@ def build(packets: Table) -> Table:
     f["handshake_rtt"] = _handshake_rtt(st, syn & cl, synack & ~cl, t, n)
     f["rst_client"] = _count(st, rst & cl, n)
     f["rst_server"] = _count(st, rst & ~cl, n)
-    f["rst_ttl"] = _first(st, rst & ~cl, p["ttl"].astype(np.int64), n, -1)
+    f["rst_ttl"] = _gather(packets["ttl"], _first(st, rst & ~cl, p["row"], n, -1), -1)
     f["rst_time"] = _first(st, rst, t, n, np.nan)
     f["fin_client"] = _count(st, fin & cl, n)
     f["fin_server"] = _count(st, fin & ~cl, n)
@@ -89,10 +93,10 @@ def build(packets: Table) -> Table:
     f["server_hello"] = _count(st, ~cl & (hs == 2), n)
     f["client_hello_time"] = _first(st, cl & (hs == 1), t, n, np.nan)
     f["server_hello_time"] = _first(st, ~cl & (hs == 2), t, n, np.nan)
-    alert = p["tls_alert"] >= 0
+    alert = packets["tls_alert"][rows] >= 0
     f["tls_alerts"] = _count(st, alert, n)
     f["alert_from_client"] = _first(st, alert, cl.astype(np.int64), n, -1)
-    f["alert_description"] = _first(st, alert, p["tls_alert"].astype(np.int64), n, -1)
+    f["alert_description"] = _gather(packets["tls_alert"], _first(st, alert, p["row"], n, -1), -1)
     request = cl & (p["seglen"] >= MIN_REQUEST_BYTES) & (hs < 0) & ~retr
     f["last_request_time"] = _last(st, request, t, n, np.nan)
     f["last_server_data_time"] = _last(st, ~cl & data, t, n, np.nan)
@@ -100,19 +104,25 @@ def build(packets: Table) -> Table:
     return f
 
 
-def _endpoints(f: Table, p: Table, st: np.ndarray, cl: np.ndarray, n: int) -> None:
+def _gather(column: np.ndarray, rows: np.ndarray, fill: int) -> np.ndarray:
+    """column[rows] as int64 where rows >= 0, else `fill`."""
+    return np.where(rows >= 0, column[np.maximum(rows, 0)].astype(np.int64), fill)
+
+
+def _endpoints(f: Table, packets: Table, p: Table, st: np.ndarray, cl: np.ndarray, n: int) -> None:
     """Client and server address/port per stream (from the first packet of each side)."""
-    first = np.ones(len(st), bool)
     for side, mask in (("client", cl), ("server", ~cl)):
-        src = {k: _first(st, mask, p[f"src_{k}"], n, 0) for k in ("hi", "lo")}
-        dst = {k: _first(st, ~mask, p[f"dst_{k}"], n, 0) for k in ("hi", "lo")}
-        port_s = _first(st, mask, p["sport"].astype(np.int64), n, -1)
-        port_d = _first(st, ~mask, p["dport"].astype(np.int64), n, -1)
-        have = _count(st, mask, n) > 0
-        f[f"{side}_hi"] = np.where(have, src["hi"], dst["hi"]).astype(np.uint64)
-        f[f"{side}_lo"] = np.where(have, src["lo"], dst["lo"]).astype(np.uint64)
-        f[f"{side}_port"] = np.where(have, port_s, port_d)
-    f["ip"] = _first(st, first, p["ip"].astype(np.int64), n, 0)
+        own = _first(st, mask, p["row"], n, -1)  # first packet this side sent
+        other = _first(st, ~mask, p["row"], n, -1)  # else: first packet sent to it
+        have = own >= 0
+        pick = np.maximum(np.where(have, own, other), 0)
+        for part in ("hi", "lo"):
+            f[f"{side}_{part}"] = np.where(have, packets[f"src_{part}"][pick],
+                                           packets[f"dst_{part}"][pick]).astype(np.uint64)
+        f[f"{side}_port"] = np.where(have, packets["sport"][pick],
+                                     packets["dport"][pick]).astype(np.int64)
+    f["ip"] = packets["ip"][np.maximum(_first(st, np.ones(len(st), bool), p["row"], n, 0), 0)]
+    f["ip"] = f["ip"].astype(np.int64)
 
 
 def _handshake_rtt(st: np.ndarray, syn: np.ndarray, synack: np.ndarray, t: np.ndarray, n: int) -> np.ndarray:

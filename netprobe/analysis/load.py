@@ -56,7 +56,7 @@ def load(path: str | Path, detail: bool = False, chunk_bytes: int = formats.CHUN
     damage = ""
     try:
         for batch in reader:
-            parts.append(decode.decode(batch, detail))
+            parts.append(_compact(decode.decode(batch, detail), detail))
     except errors.CaptureFormatError as exc:
         if reader.container is None or not reader.interfaces:
             raise  # nothing usable: not a capture, or broken before its first interface
@@ -67,28 +67,32 @@ def load(path: str | Path, detail: bool = False, chunk_bytes: int = formats.CHUN
     return capture
 
 
-def _concatenate(parts: list[decode.Columns], detail: bool) -> decode.Columns:
-    """Join per-batch columns, freeing each batch's column once copied.
+def _compact(cols: decode.Columns, detail: bool) -> decode.Columns:
+    """Without `detail`, keep the quoted-flow fields only for packets that quote one.
 
-    Without `detail`, the fields of the flow an ICMP error quotes are kept
-    only for the packets that quote one: `quoted.row` (packet rows) and
-    `quoted.q_*`, instead of dense `q_*` columns (about a third of the
-    per-packet memory otherwise).
+    They become `quoted.row` (packet rows) and `quoted.q_*` instead of dense
+    `q_*` columns, which would be a third of the per-packet memory.
     """
+    if detail:
+        return cols
+    keep = np.flatnonzero(cols["q_ip"] > 0)
+    cols["quoted.row"] = keep
+    for name in decode.QUOTED:
+        cols[f"quoted.{name}"] = cols.pop(name)[keep]
+    return cols
+
+
+def _concatenate(parts: list[decode.Columns], detail: bool) -> decode.Columns:
+    """Join per-batch columns, freeing each batch's column once copied."""
     if not parts:
-        cols = decode.empty(0, detail)
-        parts = [cols]
+        parts = [_compact(decode.empty(0, detail), detail)]
+    base = np.cumsum([0] + [len(p["time"]) for p in parts[:-1]])
     if not detail:
-        base = np.cumsum([0] + [len(p["time"]) for p in parts[:-1]])
-        keep = [np.flatnonzero(p["q_ip"] > 0) for p in parts]
-        quoted = {"quoted.row": np.concatenate([k + b for k, b in zip(keep, base)])}
-        for name in decode.QUOTED:
-            quoted[f"quoted.{name}"] = np.concatenate([p.pop(name)[k] for p, k in zip(parts, keep)])
+        for p, b in zip(parts, base):
+            p["quoted.row"] = p["quoted.row"] + b
     cols = {}
     for name in list(parts[0]):
         cols[name] = np.concatenate([p.pop(name) for p in parts])
-    if not detail:
-        cols.update(quoted)
     return cols
 
 

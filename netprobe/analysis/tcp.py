@@ -240,38 +240,84 @@ def _first_where(mask: npt.NDArray[np.bool_], starts: Array) -> Array:
     return np.where(per_row < n, per_row, -1)
 
 
+PIECE_ROWS = 1 << 18  # rows per slice of the per-stream passes: bounds temporary memory
+
+
+def _keys(cols: dict[str, np.ndarray], index: Array) -> tuple[npt.NDArray[np.uint64], np.ndarray]:
+    """Conversation keys and directions, computed slice by slice."""
+    key = np.empty(len(index), np.uint64)
+    swap = np.empty(len(index), bool)
+    for lo in range(0, len(index), PIECE_ROWS):
+        i = index[lo: lo + PIECE_ROWS]
+        key[lo: lo + len(i)], swap[lo: lo + len(i)] = conversation_keys(
+            (cols["src_hi"][i], cols["src_lo"][i], cols["sport"][i]),
+            (cols["dst_hi"][i], cols["dst_lo"][i], cols["dport"][i]),
+        )
+    return key, swap
+
+
+def _pieces(group: Array) -> list[tuple[int, int]]:
+    """Slices of about PIECE_ROWS rows that never split a stream."""
+    n = len(group)
+    cuts = [0]
+    while cuts[-1] < n:
+        at = min(cuts[-1] + PIECE_ROWS, n)
+        if at < n:  # move the cut back to the start of the stream it falls in
+            at = int(np.searchsorted(group, group[at], "left"))
+            if at <= cuts[-1]:  # one stream longer than a piece: take it whole
+                at = int(np.searchsorted(group, group[cuts[-1]], "right"))
+        cuts.append(at)
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
 def analyse(cols: dict[str, np.ndarray]) -> TcpView:
     """Streams, directions and retransmissions of the TCP packets in `cols`."""
     index = np.flatnonzero(cols["tcp"])
-    key, swap = conversation_keys(
-        (cols["src_hi"][index], cols["src_lo"][index], cols["sport"][index]),
-        (cols["dst_hi"][index], cols["dst_lo"][index], cols["dport"][index]),
-    )
+    key, swap = _keys(cols, index)
     order = np.argsort(key, kind="stable")  # by conversation, then frame
     rows = index[order]
+    del index
     k = key[order]
+    del key
     head = np.ones(len(k), bool)
     head[1:] = k[1:] != k[:-1]
+    del k
     conv = np.cumsum(head) - 1
+    del head
+    sw = swap[order]
+    del swap, order
     flags = cols["flags"][rows].astype(np.int64)
     seq = cols["seq"][rows].astype(np.int64)
     ack = cols["ack"][rows].astype(np.int64)
-    sw = swap[order]
     group = _streams(conv, flags, seq, ack, sw)  # increasing along rows
-    t = cols["time"][rows]
-    seglen = cols["seglen"][rows]
-    client = _client_side(group, flags, sw)
+    del conv
+    client = np.zeros(len(rows), bool)
     retrans = np.zeros(len(rows), bool)
-    a = np.flatnonzero(seglen >= 0)
-    if len(a):
-        g = group[a]
-        thres = _first_rtt(g, flags[a], t[a])
-        retrans[a] = _retransmissions(g, sw[a], t[a], flags[a], seq[a], ack[a], seglen[a], thres)
+    for lo, hi in _pieces(group):
+        sl = slice(lo, hi)
+        client[sl] = sw[sl] == _client_side(group[sl], flags[sl], sw[sl])
+        retrans[sl] = _piece_retransmissions(cols, rows[sl], group[sl], flags[sl], seq[sl],
+                                             ack[sl], sw[sl])
     # public numbers in order of first appearance, like tcp.stream
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else group
     rank = np.empty(len(starts), np.int64)
     rank[np.argsort(rows[starts], kind="stable")] = np.arange(len(starts))
-    return TcpView(rows, rank[group] if len(group) else group, sw == client, retrans)
+    return TcpView(rows, rank[group] if len(group) else group, client, retrans)
+
+
+def _piece_retransmissions(
+    cols: dict[str, np.ndarray], rows: Array, group: Array, flags: Array, seq: Array,
+    ack: Array, sw: np.ndarray,
+) -> npt.NDArray[np.bool_]:
+    """Retransmission marks for whole streams `rows` (sorted by stream, frame)."""
+    seglen = cols["seglen"][rows].astype(np.int64)
+    out = np.zeros(len(rows), bool)
+    a = np.flatnonzero(seglen >= 0)  # Wireshark skips segments shorter than their header
+    if len(a):
+        g, t = group[a], cols["time"][rows[a]]
+        thres = _first_rtt(g, flags[a], t)
+        out[a] = _retransmissions(g, sw[a], t, flags[a], seq[a], ack[a], seglen[a], thres)
+    return out
 
 
 def _client_side(stream: Array, flags: Array, swap: np.ndarray) -> np.ndarray:

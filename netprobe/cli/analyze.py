@@ -10,7 +10,6 @@ scapy or matplotlib on this path).
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import click
@@ -30,13 +29,7 @@ FLOW_FIELDS = (
 )
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-ready scalar (NaN and negative sentinels become null)."""
-    if isinstance(value, (np.floating, float)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, (np.integer, int)):
-        return int(value)
-    return value
+NULL_IF_NEGATIVE = frozenset({"rst_ttl", "icmp_type", "icmp_code", "icmp_ttl", "alert_description"})
 
 
 def _flow_rows(analysis: Any, limit: int) -> list[dict[str, Any]]:
@@ -46,15 +39,17 @@ def _flow_rows(analysis: Any, limit: int) -> list[dict[str, Any]]:
     f = analysis.flows
     order = np.lexsort((f["stream"], rules.severity(f["verdict"])))[: limit or None]
     rec = flow_records({k: v[order] for k, v in f.items()})
-    rows = []
-    for i in range(len(order)):
-        row = {k: _plain(rec[k][i]) for k in FLOW_FIELDS}
-        for k in ("rst_ttl", "icmp_type", "icmp_code", "icmp_ttl", "alert_description"):
-            if row[k] == -1:
-                row[k] = None
-        row["icmp_from"] = row["icmp_from"] or None
-        rows.append(row)
-    return rows
+    columns = []
+    for name in FLOW_FIELDS:
+        values = rec[name]
+        if values.dtype.kind == "f":
+            values = np.where(np.isnan(values), None, values.astype(object))
+        elif name in NULL_IF_NEGATIVE:
+            values = np.where(values < 0, None, values.astype(object))
+        elif name == "icmp_from":
+            values = np.where(values == "", None, values)
+        columns.append(values.tolist())
+    return [dict(zip(FLOW_FIELDS, row)) for row in zip(*columns)]
 
 
 def _analyse(path: str, limit: int) -> dict[str, Any]:
@@ -137,7 +132,7 @@ def analyze(ctx: click.Context, files: tuple[str, ...], output: str, limit: int)
     """Diagnose webhook connections from capture FILEs (pcap/pcapng, gzip/zstd)."""
     reports = [_analyse(path, limit if output == "text" else 0) for path in files]
     if output == "json":
-        click.echo(json.dumps({"version": JSON_VERSION, "captures": reports}, indent=1))
+        click.echo(json.dumps({"version": JSON_VERSION, "captures": reports}, separators=(",", ":")))
     else:
         for report in reports:
             if report["totals"] is not None:

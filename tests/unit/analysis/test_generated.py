@@ -137,3 +137,15 @@ def test_gzip_detected_by_content_not_name(tmp_path: Path, variants: dict[str, P
     hidden = tmp_path / "capture.pcapng"  # gzip bytes behind a misleading name
     hidden.write_bytes(gzip.compress(variants["pcap-ethernet"].read_bytes()))
     assert analysis.totals(hidden) == analysis.totals(variants["pcap-ethernet"])
+
+
+def test_per_stream_passes_in_small_pieces_agree(variants: dict[str, Path],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from netprobe.analysis import tcp
+
+    path = variants["pcap-ethernet"]
+    whole = pipeline.packet_table(pipeline.load(path).cols)
+    monkeypatch.setattr(tcp, "PIECE_ROWS", 5)
+    pieces = pipeline.packet_table(pipeline.load(path).cols)
+    for name in ("stream", "retransmission", "from_client"):
+        assert np.array_equal(whole[name], pieces[name]), name
