@@ -130,13 +130,22 @@ class _Prefixed(io.RawIOBase):
         return True
 
     def read(self, size: int = -1) -> bytes:
-        head, self._head = self._head, b""
         if size < 0:
+            head, self._head = self._head, b""
             return head + self._rest.read()
-        return head + self._rest.read(max(size - len(head), 0)) if size > len(head) else head
+        head, self._head = self._head[:size], self._head[size:]
+        return head + self._rest.read(size - len(head)) if size > len(head) else head
 
     def readall(self) -> bytes:
         return self.read(-1)
+
+    def readinto(self, view: memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        return self._rest.readinto(view)  # type: ignore[attr-defined,no-any-return]
 
 
 def iter_batches(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Batch]:

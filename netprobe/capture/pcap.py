@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from netprobe.capture.records import Batch, Damage, Interface, padded, u32
+from netprobe.capture.records import PAD, Batch, Damage, Interface, u32
 
 __all__ = ["MAGICS", "Damage", "walk"]
 
@@ -43,33 +43,27 @@ def _read_exact(stream: BinaryIO, size: int) -> bytes:
     return data
 
 
-def _walk_records(buf: bytes, big: bool, maxcap: int) -> tuple[list[int], int, str]:
-    """Return record offsets in `buf`, where the walk stopped, and damage or ''.
+def _walk_records(buf: np.ndarray, size: int, big: bool) -> tuple[list[int], int]:
+    """Return the offsets of the complete records in `buf[:size]` and where they end.
 
     This is the one per-record Python loop of the reader: each record's
-    length decides where the next starts, so the walk is inherently serial;
-    everything else is vectorized over the offsets it returns.
+    length says where the next starts, so the walk is serial; it is kept to
+    the bare minimum (lengths are checked afterwards, vectorized).
     """
     unpack = struct.Struct(">I" if big else "<I").unpack_from
     offsets: list[int] = []
     append = offsets.append
     off = 0
-    end = len(buf)
-    while off + RECORD_HEADER_LEN <= end:
-        caplen = unpack(buf, off + 8)[0]
-        if caplen > maxcap:
-            return offsets, off, f"record of {caplen} bytes exceeds the snap length {maxcap}"
-        nxt = off + RECORD_HEADER_LEN + caplen
-        if nxt > end:
-            break
+    last = size - RECORD_HEADER_LEN
+    while off <= last:
         append(off)
-        off = nxt
-    return offsets, off, ""
+        off += RECORD_HEADER_LEN + unpack(buf, off + 8)[0]
+    if off > size:  # the last record is not complete in this chunk
+        off = offsets.pop()
+    return offsets, off
 
 
-def _batch(buf: bytes | memoryview, offsets: list[int], big: bool, nano: bool, linktype: int) -> Batch:
-    data = padded(buf)
-    offs = np.asarray(offsets, dtype=np.int64)
+def _batch(data: np.ndarray, offs: np.ndarray, big: bool, nano: bool, linktype: int) -> Batch:
     sec = u32(data, offs, big).astype(np.float64)
     frac = u32(data, offs + 4, big).astype(np.float64)
     n = len(offs)
@@ -82,6 +76,17 @@ def _batch(buf: bytes | memoryview, offsets: list[int], big: bool, nano: bool, l
         interface=np.zeros(n, dtype=np.int32),
         linktype=np.full(n, linktype, dtype=np.int32),
     )
+
+
+def _read_into(stream: BinaryIO, view: memoryview) -> int:
+    """Fill `view` from `stream` as far as it goes; return the bytes read."""
+    got = 0
+    while got < len(view):
+        n = stream.readinto(view[got:])  # type: ignore[attr-defined]
+        if not n:
+            break
+        got += n
+    return got
 
 
 def walk(stream: BinaryIO, chunk_bytes: int, interfaces: list[Interface]) -> Iterator[Batch]:
@@ -98,17 +103,29 @@ def walk(stream: BinaryIO, chunk_bytes: int, interfaces: list[Interface]) -> Ite
     linktype = linkword & LINKTYPE_MASK
     interfaces.append(Interface(linktype=linktype))
     maxcap = max(snaplen, MAX_CAPLEN)
-    carry = b""
+    carry = np.zeros(0, np.uint8)
     while True:
-        data = stream.read(chunk_bytes)
-        buf = carry + data if carry else data
-        offsets, end, damage = _walk_records(buf, big, maxcap)
-        if offsets:
-            yield _batch(memoryview(buf)[:end], offsets, big, nano, linktype)
-        if damage:
-            raise Damage(damage)
-        carry = buf[end:]
-        if not data:
-            if carry:
+        buf = np.empty(len(carry) + chunk_bytes + PAD, np.uint8)
+        buf[: len(carry)] = carry
+        got = _read_into(stream, memoryview(buf)[len(carry): len(carry) + chunk_bytes])
+        size = len(carry) + got
+        buf[size: size + PAD] = 0
+        offsets, end = _walk_records(buf, size, big)
+        if end + RECORD_HEADER_LEN <= size:  # the incomplete record's length counts too
+            offsets.append(end)
+        offs = np.asarray(offsets, dtype=np.int64)
+        caplen = u32(buf, offs + 8, big)
+        if end + RECORD_HEADER_LEN <= size:
+            offs = offs[:-1]
+        bad = np.flatnonzero(caplen > maxcap)
+        if len(bad):  # everything from the first impossible record on is garbage
+            offs = offs[: bad[0]]
+        if len(offs):
+            yield _batch(buf[: size + PAD], offs, big, nano, linktype)
+        if len(bad):
+            raise Damage(f"record of {int(caplen[bad[0]])} bytes exceeds the snap length {maxcap}")
+        carry = buf[end:size].copy()
+        if not got:
+            if len(carry):
                 raise Damage(f"truncated record at the end of the file ({len(carry)} bytes)")
             return
