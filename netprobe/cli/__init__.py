@@ -53,7 +53,7 @@ def _register() -> None:
 
 
 # (module under netprobe.cli, click command in it)
-_COMMANDS: list[tuple[str, str]] = [("lab", "lab"), ("replay", "replay")]
+_COMMANDS: list[tuple[str, str]] = [("lab", "lab"), ("replay", "replay"), ("analyze", "analyze")]
 
 
 _register()

@@ -1,0 +1,235 @@
+"""Benchmark `netprobe analyze` against tshark and a scapy loop (prints figures; not a test).
+
+Usage: PYTHONPATH=. python bench/bench_analyze.py [--packets 1000000] [--keep FILE]
+
+1. Writes a capture of realistic TCP traffic with numpy from per-connection
+   byte templates (TLS connections, refusals, unanswered SYNs with
+   retransmissions, data retransmissions), interleaved in time.
+2. Runs, each in its own process, measuring wall time and peak RSS (/usr/bin/time):
+   `python -m netprobe analyze FILE` (interpreter start included), a tshark
+   field extraction of the same totals (counted afterwards, not timed), and a
+   scapy `PcapReader` loop over a subset, extrapolated to the whole file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+ETH = bytes.fromhex("020000000002020000000001") + b"\x08\x00"
+TLS_CH = b"\x16\x03\x01\x01\x00\x01" + b"\x00" * 254
+TLS_SH = b"\x16\x03\x03\x00\x5a\x02" + b"\x00" * 89 + b"\x17\x03\x03\x04\x00" + b"\x00" * 1024
+REQUEST = b"\x17\x03\x03\x01\x00" + b"\xaa" * 256
+RESPONSE = b"\x17\x03\x03\x02\x00" + b"\xbb" * 512
+SYN_OPTS = bytes.fromhex("020405b40402080a000000010000000001030307")
+TS_OPTS = bytes.fromhex("0101080a0000000200000001")
+
+# (offset seconds, from client, flags, payload, seq delta from the side's ISN)
+Step = tuple[float, bool, int, bytes, int]
+S, SA, A, PA, FA, RA = 0x02, 0x12, 0x10, 0x18, 0x11, 0x14
+
+
+def _ok(retransmit: bool = False) -> list[Step]:
+    ch, sh = len(TLS_CH), len(TLS_SH)
+    steps: list[Step] = [
+        (0.0, True, S, b"", 0), (0.0005, False, SA, b"", 0), (0.0006, True, A, b"", 1),
+        (0.0007, True, PA, TLS_CH, 1), (0.0012, False, A, b"", 1),
+        (0.0015, False, PA, TLS_SH, 1), (0.0017, True, PA, REQUEST, 1 + ch),
+    ]
+    if retransmit:
+        steps.append((0.21, True, PA, REQUEST, 1 + ch))
+    steps += [
+        (0.2300, False, PA, RESPONSE, 1 + sh), (0.2302, True, FA, b"", 1 + ch + len(REQUEST)),
+        (0.2305, False, FA, b"", 1 + sh + len(RESPONSE)),
+        (0.2306, True, A, b"", 2 + ch + len(REQUEST)),
+    ]
+    return steps
+
+
+KINDS: dict[str, tuple[float, list[Step]]] = {  # name -> (share of connections, steps)
+    "ok": (0.80, _ok()),
+    "refused": (0.10, [(0.0, True, S, b"", 0), (0.0004, False, RA, b"", 0)]),
+    "timeout": (0.05, [(t, True, S, b"", 0) for t in (0.0, 1.0, 3.0, 7.0)]),
+    "retransmit": (0.05, _ok(retransmit=True)),
+}
+
+
+def _template(steps: list[Step]) -> tuple[bytes, list[int], list[Step]]:
+    """Frames of one connection (client 10.0.0.1:40000 -> 10.96.0.10:443, ISNs 0)."""
+    frames, offsets = [], []
+    pos = 0
+    for _, from_client, flags, payload, _ in steps:
+        opts = SYN_OPTS if flags & S else TS_OPTS
+        tcp_len = 20 + len(opts)
+        ip_len = 20 + tcp_len + len(payload)
+        src, dst = (b"\x0a\x00\x00\x01", b"\x0a\x60\x00\x0a")
+        if not from_client:
+            src, dst = dst, src
+        ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, ip_len, 0, 0x4000, 64, 6, 0, src, dst)
+        tcp = struct.pack(">HHIIBBHHH", 40000 if from_client else 443, 443 if from_client else 40000,
+                          0, 0, (tcp_len // 4) << 4, flags, 502, 0, 0) + opts
+        frame = ETH + ip + tcp + payload
+        offsets.append(pos)
+        frames.append(struct.pack("<IIII", 0, 0, len(frame), len(frame)) + frame)
+        pos += len(frames[-1])
+    return b"".join(frames), offsets, steps
+
+
+def generate(path: Path, packets: int, seed: int = 1) -> int:
+    """Write a pcap of about `packets` packets; return the exact count."""
+    rng = np.random.default_rng(seed)
+    avg = sum(share * len(steps) for share, steps in KINDS.values())
+    conns = int(packets / avg)
+    kinds = rng.choice(len(KINDS), size=conns, p=[s for s, _ in KINDS.values()])
+    start = np.arange(conns) * 1e-4 + 1_700_000_000.0
+    recs_t, recs_src, recs_off, recs_len = [], [], [], []
+    stores = []
+    base = 0
+    for k, (name, (_, steps)) in enumerate(KINDS.items()):
+        blob, offs, steps = _template(steps)
+        idx = np.flatnonzero(kinds == k)
+        n = len(idx)
+        store = np.tile(np.frombuffer(blob, np.uint8), (n, 1))
+        cport = (1024 + (idx % 60000)).astype(np.uint16)
+        chost = (0x0A000000 + 2 + idx // 60000).astype(np.uint32)
+        cisn = rng.integers(0, 2**32, n, dtype=np.uint64)
+        sisn = rng.integers(0, 2**32, n, dtype=np.uint64)
+        for j, (dt, from_client, flags, payload, delta) in enumerate(steps):
+            o = offs[j] + 16
+            t = start[idx] + dt
+            store[:, offs[j]: offs[j] + 4] = np.floor(t).astype("<u4").view(np.uint8).reshape(n, 4)
+            usec = ((t - np.floor(t)) * 1e6).astype("<u4")
+            store[:, offs[j] + 4: offs[j] + 8] = usec.view(np.uint8).reshape(n, 4)
+            ip, tcp = o + 14, o + 34
+            host_at = ip + (12 if from_client else 16)
+            store[:, host_at: host_at + 4] = chost.astype(">u4").view(np.uint8).reshape(n, 4)
+            port_at = tcp + (0 if from_client else 2)
+            store[:, port_at: port_at + 2] = cport.astype(">u2").view(np.uint8).reshape(n, 2)
+            mine, theirs = (cisn, sisn) if from_client else (sisn, cisn)
+            seq = ((mine + delta) % 2**32).astype(">u4")
+            store[:, tcp + 4: tcp + 8] = seq.view(np.uint8).reshape(n, 4)
+            if flags & A:
+                peer = _peer_next(steps, j, from_client)
+                ack = ((theirs + peer) % 2**32).astype(">u4")
+                store[:, tcp + 8: tcp + 12] = ack.view(np.uint8).reshape(n, 4)
+            recs_t.append(t)
+            recs_src.append(np.full(n, len(stores)))
+            recs_off.append(np.arange(n) * len(blob) + offs[j])
+            recs_len.append(np.full(n, (offs + [len(blob)])[j + 1] - offs[j]))
+        stores.append(store.ravel())
+        base += n
+    t = np.concatenate(recs_t)
+    order = np.argsort(t, kind="stable")
+    src = np.concatenate(recs_src)[order]
+    off = np.concatenate(recs_off)[order]
+    length = np.concatenate(recs_len)[order]
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    with path.open("wb") as out:
+        out.write(header)
+        for lo in range(0, len(order), 200_000):
+            sl = slice(lo, lo + 200_000)
+            parts = []
+            for s in range(len(stores)):
+                m = src[sl] == s
+                parts.append((np.flatnonzero(m), off[sl][m], length[sl][m], s))
+            total = int(length[sl].sum())
+            buf = np.empty(total, np.uint8)
+            pos = np.concatenate(([0], np.cumsum(length[sl])[:-1]))
+            for rows, o, ln, s in parts:
+                if not len(rows):
+                    continue
+                dst = np.repeat(pos[rows] - np.concatenate(([0], np.cumsum(ln)[:-1])), ln) + np.arange(ln.sum())
+                srcpos = np.repeat(o - np.concatenate(([0], np.cumsum(ln)[:-1])), ln) + np.arange(ln.sum())
+                buf[dst] = stores[s][srcpos]
+            out.write(buf.tobytes())
+    return len(order)
+
+
+def _peer_next(steps: list[Step], j: int, from_client: bool) -> int:
+    """What the sender of step j acknowledges: the peer's highest next seq so far."""
+    best = 0
+    for dt, fc, flags, payload, delta in steps[:j]:
+        if fc != from_client:
+            best = max(best, delta + len(payload) + (1 if flags & (S | 0x01) else 0))
+    return best
+
+
+def measure(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one child process, from /usr/bin/time.
+
+    /usr/bin/time forks the command from a small process, so the peak RSS is
+    the command's own (a child forked straight from this big generator
+    process would report the generator's memory).
+    """
+    proc = subprocess.run(["/usr/bin/time", "-f", "%e %M", *cmd], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wall, rss_kb = proc.stderr.strip().splitlines()[-1].split()
+    return float(wall), int(rss_kb) / 1024
+
+
+SCAPY_LOOP = r"""
+import sys, itertools
+from scapy.utils import PcapReader
+from scapy.layers.inet import TCP
+n = syn = synack = rst = ch = sh = 0
+for pkt in itertools.islice(PcapReader(sys.argv[1]), int(sys.argv[2])):
+    n += 1
+    if TCP in pkt:
+        f = int(pkt[TCP].flags)
+        syn += (f & 0x12) == 0x02; synack += (f & 0x12) == 0x12; rst += bool(f & 4)
+        p = bytes(pkt[TCP].payload)
+        if len(p) > 5 and p[0] == 0x16 and p[1] == 3:
+            ch += p[5] == 1; sh += p[5] == 2
+print(n, syn, synack, rst, ch, sh)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--packets", type=int, default=1_000_000)
+    parser.add_argument("--scapy-subset", type=int, default=20_000)
+    parser.add_argument("--keep", type=Path, help="write the capture here and keep it")
+    parser.add_argument("--skip-tshark", action="store_true")
+    args = parser.parse_args()
+    tmp = tempfile.TemporaryDirectory()
+    path = args.keep or Path(tmp.name) / "bench.pcap"
+    t0 = time.perf_counter()
+    n = generate(path, args.packets)
+    print(f"generated {n} packets ({path.stat().st_size / 1e6:.0f} MB) in "
+          f"{time.perf_counter() - t0:.1f} s: {path}")
+    py = sys.executable
+    rows = []
+    for label, extra in (("netprobe analyze (text)", []), ("netprobe analyze -o json", ["-o", "json"])):
+        wall, rss = measure([py, "-m", "netprobe", "analyze", *extra, str(path)])
+        rows.append((label, n, wall, rss, ""))
+    if not args.skip_tshark:
+        from tests.tshark_reference import FIELDS
+        cmd = ["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "occurrence=a"]
+        for f in FIELDS:
+            cmd += ["-e", f]
+        wall, rss = measure(cmd)
+        rows.append(("tshark -T fields (same totals)", n, wall, rss, ""))
+    k = min(args.scapy_subset, n)
+    wall, rss = measure([py, "-c", SCAPY_LOOP, str(path), str(k)])
+    rows.append(("scapy PcapReader loop", k, wall, rss, f"subset of {k}, extrapolated"))
+    print(f"{'tool':34} {'packets':>9} {'wall s':>8} {'pkt/s':>11} {'peak MB':>8}")
+    for label, count, wall, rss, note in rows:
+        rate = count / wall
+        shown = wall * n / count if count != n else wall
+        print(f"{label:34} {n:>9} {shown:>8.2f} {rate:>11,.0f} {rss:>8.0f} {note}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Packet-level analysis of captures: the public Python API.
+
+`read(path)` gives one row per packet, `flows(packets)` one row per TCP
+stream, `verdicts(flows)` the FAILURES.md class of each flow from packets
+alone, and `totals(path or packets)` the capture-wide counts defined as
+tshark defines them (see docs/analyze.md).
+
+Owns: the pandas surface. pandas is imported inside the functions so that
+`netprobe analyze` (which uses `netprobe.analysis.pipeline`) starts fast.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from netprobe import errors
+from netprobe.analysis import counts, pipeline, rules
+from netprobe.analysis.counts import TOTALS_FIELDS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["TOTALS_FIELDS", "CaptureDamageWarning", "flows", "read", "totals", "verdicts"]
+
+
+class CaptureDamageWarning(UserWarning):
+    """The capture is damaged; the result holds what was read before the damage."""
+
+
+FLAG_LETTERS = ((0x01, "F"), (0x02, "S"), (0x04, "R"), (0x08, "P"), (0x10, "A"), (0x20, "U"),
+                (0x40, "E"), (0x80, "C"))
+_HIDDEN = {"unknown_link", "tcp"}
+_ADDRS = ("src", "dst", "q_src", "q_dst")
+
+
+def addresses(hi: np.ndarray, lo: np.ndarray, version: np.ndarray) -> np.ndarray:
+    """Render (hi, lo) address pairs as strings ('' where `version` is 0)."""
+    pairs = np.stack([hi.astype(np.uint64), lo.astype(np.uint64), version.astype(np.uint64)], 1)
+    uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
+    names = []
+    for h, l, v in uniq:
+        if v == 4:
+            names.append(str(ipaddress.IPv4Address(int(l) & 0xFFFFFFFF)))
+        elif v == 6:
+            names.append(str(ipaddress.IPv6Address((int(h) << 64) | int(l))))
+        else:
+            names.append("")
+    return np.asarray(names, dtype=object)[inv.ravel()]
+
+
+def split_addresses(names: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse of `addresses`: strings to (hi, lo, version) arrays."""
+    uniq, inv = np.unique(np.asarray(names, dtype=str), return_inverse=True)
+    hi, lo, ver = [], [], []
+    for name in uniq:
+        if not name:
+            hi.append(0), lo.append(0), ver.append(0)
+            continue
+        a = ipaddress.ip_address(name)
+        if a.version == 4:
+            hi.append(0), lo.append(int(a) | 0xFFFF00000000), ver.append(4)
+        else:
+            hi.append(int(a) >> 64), lo.append(int(a) & (2**64 - 1)), ver.append(6)
+    pick = inv.ravel()
+    return (np.asarray(hi, np.uint64)[pick], np.asarray(lo, np.uint64)[pick],
+            np.asarray(ver, np.uint8)[pick])
+
+
+def _flag_names(flags: np.ndarray) -> np.ndarray:
+    uniq, inv = np.unique(flags, return_inverse=True)
+    names = ["".join(c for bit, c in FLAG_LETTERS if int(f) & bit) for f in uniq]
+    return np.asarray(names, dtype=object)[inv.ravel()]
+
+
+def _frame(table: dict[str, np.ndarray]) -> pd.DataFrame:
+    import pandas as pd
+
+    out: dict[str, Any] = {}
+    for k, v in table.items():
+        if k in _HIDDEN or k.endswith(("_hi", "_lo")):
+            continue
+        out[k] = v
+    out["src"] = addresses(table["src_hi"], table["src_lo"], table["ip"])
+    out["dst"] = addresses(table["dst_hi"], table["dst_lo"], table["ip"])
+    out["q_src"] = addresses(table["q_src_hi"], table["q_src_lo"], table["q_ip"])
+    out["q_dst"] = addresses(table["q_dst_hi"], table["q_dst_lo"], table["q_ip"])
+    out["flag_names"] = np.where(table["tcp"], _flag_names(table["flags"]), "")
+    return pd.DataFrame(out)
+
+
+def read(path: str | Path) -> pd.DataFrame:
+    """Read a pcap/pcapng (optionally gzip/zstd) capture into one row per packet.
+
+    Returns:
+        A DataFrame: time (epoch s), interface, ifindex (SLL2), frame_len,
+        ip, src, dst, ttl, proto, sport, dport, flags, flag_names, seq, ack,
+        win, hlen, seglen, mss, wscale, sack_perm, sack_blocks, tsval, tsecr,
+        tls_hs, tls_alert, icmp_type, icmp_code, q_* (the flow an ICMP error
+        quotes), stream (tcp.stream, -1 if not TCP), retransmission,
+        from_client. See docs/analyze.md.
+
+    Raises:
+        CaptureFormatError: the file cannot be read at all. A file damaged
+            after some packets gives those packets and a
+            `CaptureDamageWarning`.
+    """
+    from netprobe.analysis.load import load
+
+    capture = load(path, detail=True)
+    if capture.damage:
+        warnings.warn(capture.damage, CaptureDamageWarning, stacklevel=2)
+    for note in capture.notes:
+        warnings.warn(note, CaptureDamageWarning, stacklevel=2)
+    return _frame(pipeline.packet_table(capture.cols))
+
+
+def _table(packets: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The numpy packet table behind a `read()` DataFrame."""
+    table = {k: packets[k].to_numpy() for k in packets.columns if k not in _ADDRS}
+    for name in _ADDRS:
+        prefix = name
+        table[f"{prefix}_hi"], table[f"{prefix}_lo"], _ = split_addresses(packets[name])
+    table["tcp"] = packets["stream"].to_numpy() >= 0
+    return table
+
+
+def flows(packets: pd.DataFrame) -> pd.DataFrame:
+    """One row per TCP stream of a `read()` DataFrame (see docs/analyze.md)."""
+    import pandas as pd
+
+    f = pipeline.flow_table(_table(packets))
+    return pd.DataFrame(flow_records(f))
+
+
+def flow_records(f: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Flow table columns with addresses rendered and internal columns dropped."""
+    out: dict[str, Any] = {}
+    for k, v in f.items():
+        if k.endswith(("_hi", "_lo")) or k in ("icmp_proto",):
+            continue
+        out[k] = v
+    ip = f["ip"]
+    out["client"] = addresses(f["client_hi"], f["client_lo"], ip)
+    out["server"] = addresses(f["server_hi"], f["server_lo"], ip)
+    icmp_ver = np.where(f["icmp_errors"] > 0, np.where(f["icmp_proto"] == 58, 6, 4), 0)
+    out["icmp_from"] = addresses(f["icmp_from_hi"], f["icmp_from_lo"], icmp_ver)
+    return out
+
+
+def verdicts(flow_frame: pd.DataFrame) -> pd.DataFrame:
+    """The verdict and its reason per flow, suspicious flows first."""
+    cols = ["stream", "client", "client_port", "server", "server_port", "verdict", "reason"]
+    out = flow_frame[cols].copy()
+    out["_sev"] = rules.severity(out["verdict"].to_numpy())
+    return out.sort_values(["_sev", "stream"]).drop(columns="_sev").reset_index(drop=True)
+
+
+def totals(source: str | Path | pd.DataFrame) -> dict[str, int]:
+    """Capture-wide counts (`TOTALS_FIELDS`) of a capture file or a `read()` DataFrame."""
+    if isinstance(source, (str, Path)):
+        from netprobe.analysis.load import load
+
+        capture = load(source)
+        if capture.damage:
+            warnings.warn(capture.damage, CaptureDamageWarning, stacklevel=2)
+        return counts.count(pipeline.packet_table(capture.cols))
+    if not hasattr(source, "columns"):
+        raise errors.UsageError("totals: expected a path or a DataFrame from read()")
+    return counts.count(_table(source))

@@ -1,0 +1,181 @@
+"""Per-flow facts from the packet table: one row per TCP stream.
+
+Owns: aggregating packets into flows (handshake, who reset, SYN and data
+retransmissions, ICMP errors quoting the flow, TLS hellos and alerts,
+handshake RTT, request/response timing). Numpy only: a capture of a
+million packets stays in numpy until the caller asks for a DataFrame.
+Must not: decide verdicts (`netprobe.analysis.rules` does), read files.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from netprobe.analysis.tcp import ACK, FIN, RST, SYN, conversation_keys
+from netprobe.capture import decode
+
+Table = dict[str, npt.NDArray[np.generic]]
+# A client segment shorter than this after the TLS handshake is not a request
+# (a TLS 1.3 close_notify record is 24 bytes).
+MIN_REQUEST_BYTES = 32
+
+
+NEEDED = ("stream", "from_client", "flags", "time", "seglen", "retransmission", "tls_hs")
+
+
+def _first(stream: np.ndarray, mask: np.ndarray, values: np.ndarray, n: int, fill: float) -> np.ndarray:
+    """Per stream: `values` at the first row with `mask` (rows sorted by stream, frame)."""
+    out = np.full(n, fill, dtype=np.result_type(values.dtype, np.asarray(fill).dtype))
+    s = stream[mask]
+    if len(s):
+        head = np.ones(len(s), bool)
+        head[1:] = s[1:] != s[:-1]
+        out[s[head]] = values[mask][head]
+    return out
+
+
+def _last(stream: np.ndarray, mask: np.ndarray, values: np.ndarray, n: int, fill: float) -> np.ndarray:
+    """Per stream: `values` at the last row with `mask` (rows sorted by stream, frame)."""
+    out = np.full(n, fill, dtype=np.result_type(values.dtype, np.asarray(fill).dtype))
+    s = stream[mask]
+    if len(s):
+        tail = np.ones(len(s), bool)
+        tail[:-1] = s[1:] != s[:-1]
+        out[s[tail]] = values[mask][tail]
+    return out
+
+
+def _count(stream: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(stream[mask], minlength=n).astype(np.int64)
+
+
+def build(packets: Table) -> Table:
+    """Return the flow table (columns of equal length, one row per TCP stream)."""
+    tcp = np.flatnonzero(packets["stream"] >= 0)
+    order = np.argsort(packets["stream"][tcp], kind="stable")
+    rows = tcp[order]
+    p = {k: packets[k][rows] for k in NEEDED}
+    p["row"] = rows
+    st = p["stream"].astype(np.int64)
+    n = int(st.max()) + 1 if len(st) else 0
+    cl = p["from_client"].astype(bool)
+    fl = p["flags"].astype(np.int64)
+    t = p["time"]
+    syn = (fl & (SYN | ACK)) == SYN
+    synack = (fl & (SYN | ACK)) == (SYN | ACK)
+    rst = (fl & RST) != 0
+    fin = (fl & FIN) != 0
+    data = p["seglen"] > 0
+    retr = p["retransmission"].astype(bool)
+    f: Table = {"stream": np.arange(n)}
+    _endpoints(f, packets, p, st, cl, n)
+    f["first_time"] = _first(st, np.ones(len(st), bool), t, n, np.nan)
+    f["last_time"] = _last(st, np.ones(len(st), bool), t, n, np.nan)
+    f["packets"] = _count(st, np.ones(len(st), bool), n)
+    f["client_bytes"] = np.bincount(st, np.where(cl & data, p["seglen"], 0), n).astype(np.int64)
+    f["server_bytes"] = np.bincount(st, np.where(~cl & data, p["seglen"], 0), n).astype(np.int64)
+    f["syn"] = _count(st, syn & cl, n)
+    f["syn_retransmissions"] = _count(st, syn & cl & retr, n)
+    f["synack"] = _count(st, synack & ~cl, n)
+    f["data_retransmissions"] = _count(st, retr & ~(fl & SYN).astype(bool), n)
+    f["handshake_rtt"] = _handshake_rtt(st, syn & cl, synack & ~cl, t, n)
+    f["rst_client"] = _count(st, rst & cl, n)
+    f["rst_server"] = _count(st, rst & ~cl, n)
+    f["rst_ttl"] = _gather(packets["ttl"], _first(st, rst & ~cl, p["row"], n, -1), -1)
+    f["rst_time"] = _first(st, rst, t, n, np.nan)
+    f["fin_client"] = _count(st, fin & cl, n)
+    f["fin_server"] = _count(st, fin & ~cl, n)
+    f["client_close_time"] = _first(st, (fin | rst) & cl, t, n, np.nan)
+    f["server_close_time"] = _first(st, (fin | rst) & ~cl, t, n, np.nan)
+    hs = p["tls_hs"]
+    f["client_hello"] = _count(st, cl & (hs == 1), n)
+    f["server_hello"] = _count(st, ~cl & (hs == 2), n)
+    f["client_hello_time"] = _first(st, cl & (hs == 1), t, n, np.nan)
+    f["server_hello_time"] = _first(st, ~cl & (hs == 2), t, n, np.nan)
+    alert = packets["tls_alert"][rows] >= 0
+    f["tls_alerts"] = _count(st, alert, n)
+    f["alert_from_client"] = _first(st, alert, cl.astype(np.int64), n, -1)
+    f["alert_description"] = _gather(packets["tls_alert"], _first(st, alert, p["row"], n, -1), -1)
+    request = cl & (p["seglen"] >= MIN_REQUEST_BYTES) & (hs < 0) & ~retr
+    f["last_request_time"] = _last(st, request, t, n, np.nan)
+    f["last_server_data_time"] = _last(st, ~cl & data, t, n, np.nan)
+    _icmp(f, packets, n)
+    return f
+
+
+def _gather(column: np.ndarray, rows: np.ndarray, fill: int) -> np.ndarray:
+    """column[rows] as int64 where rows >= 0, else `fill`."""
+    return np.where(rows >= 0, column[np.maximum(rows, 0)].astype(np.int64), fill)
+
+
+def _endpoints(f: Table, packets: Table, p: Table, st: np.ndarray, cl: np.ndarray, n: int) -> None:
+    """Client and server address/port per stream (from the first packet of each side)."""
+    for side, mask in (("client", cl), ("server", ~cl)):
+        own = _first(st, mask, p["row"], n, -1)  # first packet this side sent
+        other = _first(st, ~mask, p["row"], n, -1)  # else: first packet sent to it
+        have = own >= 0
+        pick = np.maximum(np.where(have, own, other), 0)
+        for part in ("hi", "lo"):
+            f[f"{side}_{part}"] = np.where(have, packets[f"src_{part}"][pick],
+                                           packets[f"dst_{part}"][pick]).astype(np.uint64)
+        f[f"{side}_port"] = np.where(have, packets["sport"][pick],
+                                     packets["dport"][pick]).astype(np.int64)
+    f["ip"] = packets["ip"][np.maximum(_first(st, np.ones(len(st), bool), p["row"], n, 0), 0)]
+    f["ip"] = f["ip"].astype(np.int64)
+
+
+def _handshake_rtt(st: np.ndarray, syn: np.ndarray, synack: np.ndarray, t: np.ndarray, n: int) -> np.ndarray:
+    """Seconds from the last client SYN before the first SYN/ACK to that SYN/ACK."""
+    sa_time = _first(st, synack, t, n, np.nan)
+    before = syn & (t <= sa_time[st])
+    syn_time = _last(st, before, t, n, np.nan)
+    return sa_time - syn_time
+
+
+def _quoted(packets: Table) -> tuple[np.ndarray, Table]:
+    """Rows of packets quoting a flow (ICMP errors) and the quoted fields for them."""
+    if "quoted.row" in packets:
+        return packets["quoted.row"], {k: packets[f"quoted.{k}"] for k in decode.QUOTED}
+    rows = np.flatnonzero(packets["q_ip"] > 0)
+    return rows, {k: packets[k][rows] for k in decode.QUOTED}
+
+
+def _icmp(f: Table, packets: Table, n: int) -> None:
+    """Attach ICMP/ICMPv6 errors to the TCP stream whose packet they quote."""
+    f["icmp_errors"] = np.zeros(n, np.int64)
+    f["icmp_type"] = np.full(n, -1, np.int64)
+    f["icmp_code"] = np.full(n, -1, np.int64)
+    f["icmp_ttl"] = np.full(n, -1, np.int64)
+    f["icmp_proto"] = np.full(n, -1, np.int64)
+    f["icmp_from_hi"] = np.zeros(n, np.uint64)
+    f["icmp_from_lo"] = np.zeros(n, np.uint64)
+    rows, q = _quoted(packets)
+    tcp = (q["q_proto"] == decode.TCP) & (q["q_sport"] >= 0)
+    err = rows[tcp]
+    if not len(err) or not n:
+        return
+    qkey, _ = conversation_keys(
+        (q["q_src_hi"][tcp], q["q_src_lo"][tcp], q["q_sport"][tcp]),
+        (q["q_dst_hi"][tcp], q["q_dst_lo"][tcp], q["q_dport"][tcp]),
+    )
+    fkey, _ = conversation_keys(
+        (f["client_hi"], f["client_lo"], f["client_port"]),
+        (f["server_hi"], f["server_lo"], f["server_port"]),
+    )
+    order = np.lexsort((f["first_time"], fkey))
+    keys, starts = fkey[order], f["first_time"][order]
+    for row, key in zip(err, qkey):
+        lo, hi = np.searchsorted(keys, key, "left"), np.searchsorted(keys, key, "right")
+        if lo == hi:
+            continue
+        pick = lo + max(int(np.searchsorted(starts[lo:hi], packets["time"][row], "right")) - 1, 0)
+        s = order[pick]
+        if f["icmp_errors"][s] == 0:
+            f["icmp_type"][s] = packets["icmp_type"][row]
+            f["icmp_code"][s] = packets["icmp_code"][row]
+            f["icmp_ttl"][s] = packets["ttl"][row]
+            f["icmp_proto"][s] = packets["proto"][row]
+            f["icmp_from_hi"][s] = packets["src_hi"][row]
+            f["icmp_from_lo"][s] = packets["src_lo"][row]
+        f["icmp_errors"][s] += 1

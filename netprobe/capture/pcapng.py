@@ -1,0 +1,241 @@
+"""pcapng: sections, interfaces and packet blocks.
+
+Owns: the block walk (SHB, IDB, EPB, SPB, the obsolete PB; every other block
+type is skipped), per-section byte order, per-interface link type, snap
+length and timestamp resolution (`if_tsresol`, `if_tsoffset`).
+Must not: decode packet bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+
+from netprobe.capture.records import Batch, Damage, Interface, padded, u32
+
+SHB_MAGIC = b"\x0a\x0d\x0d\x0a"
+SHB = 0x0A0D0D0A
+IDB = 1
+OPB = 2  # obsolete Packet Block
+SPB = 3
+EPB = 6
+BOM = 0x1A2B3C4D
+# wiretap refuses blocks above 16 MiB; nothing legitimate is that large.
+MAX_BLOCK = 16 * 1024 * 1024 + 4096
+PACKET_BLOCKS = (EPB, SPB, OPB)
+
+
+@dataclass
+class _Section:
+    big: bool
+    base: int  # index of this section's first interface in the global list
+    resol: list[float] = field(default_factory=list)  # seconds per tick, per interface
+    tsoffset: list[float] = field(default_factory=list)
+    snaplen: list[int] = field(default_factory=list)
+
+
+def _ts_resolution(value: int) -> float:
+    """Seconds per timestamp tick for an `if_tsresol` option byte."""
+    if value & 0x80:
+        return float(2.0 ** -(value & 0x7F))
+    return float(10.0 ** -(value & 0x7F))
+
+
+def _options(body: bytes, big: bool) -> Iterator[tuple[int, bytes]]:
+    """Yield (code, value) for each option in `body`, stopping at damage."""
+    fmt = ">HH" if big else "<HH"
+    pos = 0
+    while pos + 4 <= len(body):
+        code, length = struct.unpack_from(fmt, body, pos)
+        if code == 0:
+            return
+        value = body[pos + 4 : pos + 4 + length]
+        if len(value) < length:
+            return
+        yield code, value
+        pos += 4 + ((length + 3) & ~3)
+
+
+def _interface(block: bytes, section: _Section, interfaces: list[Interface]) -> None:
+    big = section.big
+    if len(block) < 20:
+        raise Damage("interface description block shorter than 20 bytes")
+    linktype, _, snaplen = struct.unpack_from(">HHI" if big else "<HHI", block, 8)
+    resol, tsoffset, name = 1e-6, 0.0, ""
+    for code, value in _options(block[16:-4], big):
+        if code == 9 and value:
+            resol = _ts_resolution(value[0])
+        elif code == 14 and len(value) == 8:
+            tsoffset = float(struct.unpack(">q" if big else "<q", value)[0])
+        elif code == 2:
+            name = value.decode("utf-8", "replace")
+    section.resol.append(resol)
+    section.tsoffset.append(tsoffset)
+    section.snaplen.append(snaplen)
+    interfaces.append(Interface(linktype=linktype, name=name))
+
+
+class _Walker:
+    """State of one pcapng walk: the current section and the packet blocks found."""
+
+    def __init__(self, interfaces: list[Interface]) -> None:
+        self.interfaces = interfaces
+        self.section: _Section | None = None
+        self.offsets: list[int] = []
+        self.kinds: list[int] = []
+        self.sections: list[_Section] = []
+
+    def section_header(self, buf: bytes | memoryview, off: int) -> bool:
+        """Start a section at `off`; return its byte order."""
+        if off + 12 > len(buf):
+            raise Damage("truncated section header block")
+        bom = bytes(buf[off + 8 : off + 12])
+        if bom == BOM.to_bytes(4, "little"):
+            big = False
+        elif bom == BOM.to_bytes(4, "big"):
+            big = True
+        else:
+            raise Damage(f"section header with a bad byte-order magic {bom.hex()}")
+        self.section = _Section(big=big, base=len(self.interfaces))
+        return big
+
+    def walk(self, buf: bytes | memoryview, start: int) -> int:
+        """Record packet blocks from `start`; return where the walk stopped.
+
+        The per-block Python loop is the serial part of reading (a block's
+        length says where the next starts); it only records offsets.
+        """
+        off = start
+        end = len(buf)
+        section = self.section
+        unpack = struct.Struct(">II" if section and section.big else "<II").unpack_from
+        tag = self._tag(section)
+        offsets, kinds = self.offsets, self.kinds
+        while off + 12 <= end:
+            btype, blen = unpack(buf, off)
+            if btype == SHB:
+                big = self.section_header(buf, off)
+                section = self.section
+                unpack = struct.Struct(">II" if big else "<II").unpack_from
+                btype, blen = unpack(buf, off)
+                tag = -1
+            elif section is None:
+                raise Damage("pcapng block before the first section header")
+            if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                raise Damage(f"block of type {btype:#x} with impossible length {blen}")
+            if off + blen > end:
+                break
+            if btype in PACKET_BLOCKS:
+                if tag < 0:
+                    tag = self._tag(section)
+                offsets.append(off)
+                kinds.append(btype | tag)
+            elif btype == IDB:
+                assert section is not None
+                _interface(bytes(buf[off : off + blen]), section, self.interfaces)
+            off += blen
+        return off
+
+    def _tag(self, section: _Section | None) -> int:
+        """The section index of `section` in this batch, shifted past the block type."""
+        if section is None:
+            return -1
+        if not self.sections or self.sections[-1] is not section:
+            self.sections.append(section)
+        return (len(self.sections) - 1) << 8
+
+    def batch(self, buf: bytes | memoryview) -> Batch:
+        """Turn the packet blocks found in `buf` into a batch and reset."""
+        data = padded(buf)
+        offs = np.asarray(self.offsets, dtype=np.int64)
+        tags = np.asarray(self.kinds, dtype=np.int64)
+        kinds, sec_index = tags & 0xFF, tags >> 8
+        n = len(offs)
+        caplen = np.zeros(n, np.int64)
+        origlen = np.zeros(n, np.int64)
+        time = np.zeros(n, np.float64)
+        iface = np.zeros(n, np.int32)
+        start = np.zeros(n, np.int64)
+        for s, section in enumerate(self.sections):
+            sel = np.flatnonzero(sec_index == s)
+            _fill(data, offs, kinds, sel, section, (caplen, origlen, time, iface, start))
+        linktypes = np.array([i.linktype for i in self.interfaces] or [0], dtype=np.int32)
+        batch = Batch(data, start, caplen, origlen, time, iface, linktypes[iface])
+        self.offsets, self.kinds, self.sections = [], [], self.sections[-1:]
+        return batch
+
+
+def _fill(
+    data: np.ndarray,
+    offs: np.ndarray,
+    kinds: np.ndarray,
+    sel: np.ndarray,
+    section: _Section,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """Fill the per-packet columns for the blocks `sel` of one section."""
+    caplen, origlen, time, iface, start = out
+    big = section.big
+    o = offs[sel]
+    k = kinds[sel]
+    blen = u32(data, o + 4, big).astype(np.int64)
+    n_if = len(section.resol)
+    epb, spb = k == EPB, k == SPB
+    # EPB: if(4) ts_hi(4) ts_lo(4) caplen(4) len(4) data; OPB: if(2) drops(2) ...
+    if_raw = np.where(epb, u32(data, o + 8, big), 0).astype(np.int64)
+    if big:
+        opb_if = (data[o + 8].astype(np.int64) << 8) | data[o + 9]
+    else:
+        opb_if = (data[o + 9].astype(np.int64) << 8) | data[o + 8]
+    if_local = np.where(k == OPB, opb_if, if_raw)
+    if np.any(if_local >= n_if):
+        raise Damage(f"packet block names interface {int(if_local.max())} of {n_if}")
+    ts = (u32(data, o + 12, big).astype(np.uint64) << np.uint64(32)) | u32(data, o + 16, big)
+    cap = u32(data, o + 20, big).astype(np.int64)
+    orig = u32(data, o + 24, big).astype(np.int64)
+    spb_orig = u32(data, o + 8, big).astype(np.int64)
+    snap = np.asarray(section.snaplen or [0], dtype=np.int64)[if_local]
+    spb_cap = np.minimum(spb_orig, blen - 16)
+    spb_cap = np.where(snap > 0, np.minimum(spb_cap, snap), spb_cap)
+    cap = np.where(spb, spb_cap, cap)
+    orig = np.where(spb, spb_orig, orig)
+    body = np.where(spb, 12, 28)
+    if np.any(cap > blen - body - 4):
+        raise Damage("packet block whose captured length exceeds the block")
+    resol = np.asarray(section.resol or [1e-6])[if_local]
+    tsoff = np.asarray(section.tsoffset or [0.0])[if_local]
+    caplen[sel] = cap
+    origlen[sel] = orig
+    time[sel] = np.where(spb, 0.0, ts.astype(np.float64) * resol + tsoff)
+    iface[sel] = section.base + if_local
+    start[sel] = o + body
+
+
+def walk(stream: BinaryIO, chunk_bytes: int, interfaces: list[Interface]) -> Iterator[Batch]:
+    """Yield batches of the pcapng file `stream`, appending its interfaces.
+
+    Raises:
+        Damage: a truncated or impossible block, or a bad section header.
+    """
+    walker = _Walker(interfaces)
+    carry = b""
+    while True:
+        data = stream.read(chunk_bytes)
+        buf = carry + data if carry else data
+        try:
+            end = walker.walk(buf, 0)
+        except Damage:
+            if walker.offsets:
+                yield walker.batch(memoryview(buf))
+            raise
+        if walker.offsets:
+            yield walker.batch(memoryview(buf)[:end])
+        carry = buf[end:]
+        if not data:
+            if carry:
+                raise Damage(f"truncated block at the end of the file ({len(carry)} bytes)")
+            return

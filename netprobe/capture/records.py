@@ -1,0 +1,99 @@
+"""The record batch every container reader yields.
+
+Owns: `Batch` (one chunk of a capture file with the offsets of its records)
+and `Interface`. Must not: parse any container or protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+# Bytes of zeros appended to each chunk so fixed-size gathers past the end of
+# the last packet never index out of range; validity comes from lengths.
+PAD = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    """One capture interface (pcap has one; pcapng one per IDB per section)."""
+
+    linktype: int
+    """LINKTYPE_* value, FCS bits masked off."""
+    name: str = ""
+    """if_name option, or empty."""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A chunk of a capture: the raw bytes and where each record's packet sits."""
+
+    data: npt.NDArray[np.uint8]
+    """The chunk's bytes followed by `PAD` zero bytes."""
+    offset: npt.NDArray[np.int64]
+    """Start of each packet's bytes in `data`."""
+    caplen: npt.NDArray[np.int64]
+    """Captured length of each packet."""
+    origlen: npt.NDArray[np.int64]
+    """Length of each packet on the wire."""
+    time: npt.NDArray[np.float64]
+    """Epoch seconds of each packet."""
+    interface: npt.NDArray[np.int32]
+    """Index into the reader's interface list."""
+    linktype: npt.NDArray[np.int32]
+    """Link type of each packet (from its interface)."""
+
+    def __len__(self) -> int:
+        return len(self.offset)
+
+
+def padded(chunk: bytes | memoryview) -> npt.NDArray[np.uint8]:
+    """Return `chunk` as a uint8 array followed by `PAD` zero bytes."""
+    out = np.zeros(len(chunk) + PAD, dtype=np.uint8)
+    out[: len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+    return out
+
+
+class Damage(Exception):
+    """A container walker met bytes it cannot trust; the message says where."""
+
+
+def u8(data: npt.NDArray[np.uint8], pos: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+    """Bytes of `data` at `pos`."""
+    return data[pos]
+
+
+def _view(data: npt.NDArray[np.uint8], dtype: str, size: int) -> npt.NDArray[np.generic]:
+    """An overlapping unaligned view: element i is the `dtype` starting at byte i."""
+    return np.ndarray(shape=(len(data) - size + 1,), dtype=dtype, buffer=data, strides=(1,))
+
+
+def u16be(data: npt.NDArray[np.uint8], pos: npt.NDArray[np.int64]) -> npt.NDArray[np.uint16]:
+    """Big-endian uint16 of `data` at each of `pos`."""
+    return _view(data, ">u2", 2)[pos].astype(np.uint16)
+
+
+def u32be(data: npt.NDArray[np.uint8], pos: npt.NDArray[np.int64]) -> npt.NDArray[np.uint32]:
+    """Big-endian uint32 of `data` at each of `pos`."""
+    return _view(data, ">u4", 4)[pos].astype(np.uint32)
+
+
+def u64be(data: npt.NDArray[np.uint8], pos: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
+    """Big-endian uint64 of `data` at each of `pos`."""
+    return _view(data, ">u8", 8)[pos].astype(np.uint64)
+
+
+def u32(
+    data: npt.NDArray[np.uint8], pos: npt.NDArray[np.int64], big: bool
+) -> npt.NDArray[np.uint32]:
+    """uint32 of `data` at each of `pos`, in the given byte order."""
+    return _view(data, ">u4" if big else "<u4", 4)[pos].astype(np.uint32)
+
+
+def u16(
+    data: npt.NDArray[np.uint8], pos: npt.NDArray[np.int64], big: bool
+) -> npt.NDArray[np.uint16]:
+    """uint16 of `data` at each of `pos`, in the given byte order."""
+    return _view(data, ">u2" if big else "<u2", 2)[pos].astype(np.uint16)

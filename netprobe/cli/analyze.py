@@ -1,0 +1,143 @@
+"""`netprobe analyze FILE...`: verdicts and totals from capture files alone.
+
+Owns: rendering `netprobe.analysis.pipeline` results as a table or JSON and
+choosing the exit code (0 nothing wrong, 1 a failure diagnosed in some flow,
+2 unreadable or damaged input, 3 netprobe failed).
+Must not: decide verdicts or parse packets; keep imports light (no pandas,
+scapy or matplotlib on this path).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+import numpy as np
+
+from netprobe import errors
+
+EXIT_OK, EXIT_DIAGNOSED, EXIT_USAGE = 0, 1, 2
+JSON_VERSION = 1
+FLOW_FIELDS = (
+    "stream", "client", "client_port", "server", "server_port", "ip", "first_time",
+    "last_time", "packets", "client_bytes", "server_bytes", "syn", "syn_retransmissions",
+    "synack", "data_retransmissions", "handshake_rtt", "rst_client", "rst_server", "rst_ttl",
+    "fin_client", "fin_server", "icmp_errors", "icmp_type", "icmp_code", "icmp_from",
+    "icmp_ttl", "client_hello", "server_hello", "tls_alerts", "alert_description",
+    "verdict", "reason",
+)
+
+
+NULL_IF_NEGATIVE = frozenset({"rst_ttl", "icmp_type", "icmp_code", "icmp_ttl", "alert_description"})
+
+
+def _flow_rows(analysis: Any, limit: int) -> list[dict[str, Any]]:
+    """Flows as JSON-ready dicts, suspicious first; only the first `limit` (0: all)."""
+    from netprobe.analysis import flow_records, rules
+
+    f = analysis.flows
+    order = np.lexsort((f["stream"], rules.severity(f["verdict"])))[: limit or None]
+    rec = flow_records({k: v[order] for k, v in f.items()})
+    columns = []
+    for name in FLOW_FIELDS:
+        values = rec[name]
+        if values.dtype.kind == "f":
+            values = np.where(np.isnan(values), None, values.astype(object))
+        elif name in NULL_IF_NEGATIVE:
+            values = np.where(values < 0, None, values.astype(object))
+        elif name == "icmp_from":
+            values = np.where(values == "", None, values)
+        columns.append(values.tolist())
+    return [dict(zip(FLOW_FIELDS, row)) for row in zip(*columns)]
+
+
+def _analyse(path: str, limit: int) -> dict[str, Any]:
+    from netprobe.analysis import pipeline
+
+    try:
+        result = pipeline.analyse(path)
+    except errors.CaptureFormatError as exc:
+        return {"path": path, "error": str(exc), "warnings": [], "totals": None, "flows": [],
+                "flow_count": 0, "failed": False, "damaged": False}
+    except errors.NetprobeError:
+        raise
+    except Exception as exc:  # a bug of ours: exit 3 with a message, never a traceback
+        raise errors.NetprobeError(f"analysing {path}: internal error: {exc!r}") from exc
+    warnings = list(result.capture.notes)
+    if result.capture.damage:
+        warnings.insert(0, result.capture.damage)
+    return {"path": path, "error": None, "warnings": warnings, "totals": result.totals,
+            "flows": _flow_rows(result, limit), "flow_count": len(result.flows["stream"]),
+            "failed": _failed(result), "damaged": bool(result.capture.damage)}
+
+
+def _failed(result: Any) -> bool:
+    from netprobe.analysis import rules
+
+    return bool(np.isin(result.flows["verdict"], rules.FAILURES).any())
+
+
+def _exit_code(reports: list[dict[str, Any]]) -> int:
+    if any(r["error"] or r["warnings"] for r in reports):
+        return EXIT_USAGE
+    return EXIT_DIAGNOSED if any(r.get("failed") for r in reports) else EXIT_OK
+
+
+def _fmt_rtt(value: float | None) -> str:
+    return "" if value is None else f"{value * 1000:.1f}"
+
+
+def _render_text(report: dict[str, Any], limit: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    if not console.is_terminal:  # piped: do not squeeze the table into 80 columns
+        console = Console(highlight=False, width=200)
+    console.print(f"[bold]{report['path']}[/bold]")
+    totals = report["totals"]
+    console.print("  " + "  ".join(f"{k}={v}" for k, v in totals.items()))
+    flows = report["flows"]
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("stream", "client", "server", "verdict", "why", "SYN(retx)", "RST", "ICMP",
+                "hello C/S", "rtt ms", "data retx"):
+        table.add_column(col)
+    for f in flows:
+        rst = ("server" + (f" ttl={f['rst_ttl']}" if f["rst_ttl"] is not None else "")
+               if f["rst_server"] else ("client" if f["rst_client"] else ""))
+        icmp = f"{f['icmp_type']}/{f['icmp_code']} from {f['icmp_from']}" if f["icmp_errors"] else ""
+        style = {"ok": "green", "inconclusive": "yellow", "unknown": "yellow"}.get(f["verdict"], "red")
+        table.add_row(
+            str(f["stream"]), f"{f['client']}:{f['client_port']}",
+            f"{f['server']}:{f['server_port']}", f"[{style}]{f['verdict']}[/{style}]",
+            f["reason"], f"{f['syn']}({f['syn_retransmissions']})", rst, icmp,
+            f"{f['client_hello']}/{f['server_hello']}", _fmt_rtt(f["handshake_rtt"]),
+            str(f["data_retransmissions"]),
+        )
+    if flows:
+        console.print(table)
+    if report["flow_count"] > len(flows):
+        console.print(f"  ... {report['flow_count'] - len(flows)} more flows (use --limit 0 or -o json)")
+
+
+@click.command("analyze")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+@click.option("--limit", type=int, default=50, show_default=True,
+              help="Text output: flows shown per capture, suspicious first (0: all).")
+@click.pass_context
+def analyze(ctx: click.Context, files: tuple[str, ...], output: str, limit: int) -> None:
+    """Diagnose webhook connections from capture FILEs (pcap/pcapng, gzip/zstd)."""
+    reports = [_analyse(path, limit if output == "text" else 0) for path in files]
+    if output == "json":
+        click.echo(json.dumps({"version": JSON_VERSION, "captures": reports}, separators=(",", ":")))
+    else:
+        for report in reports:
+            if report["totals"] is not None:
+                _render_text(report, limit)
+    for report in reports:
+        for message in ([report["error"]] if report["error"] else []) + report["warnings"]:
+            click.echo(f"netprobe: {'error' if report['error'] else 'warning'}: {message}", err=True)
+    ctx.exit(_exit_code(reports))
