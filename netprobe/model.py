@@ -203,6 +203,29 @@ class ApiserverError:
     """What the API client (kubectl) is answered: HTTP 500, `Internal error occurred: ...`."""
 
 
+class Severity(str, enum.Enum):
+    """How much a static finding matters."""
+
+    ERROR = "error"
+    """This alone breaks the call."""
+    WARNING = "warning"
+    """Breaks it in some clusters, or hides the real error."""
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A problem seen in the API objects, before any packet."""
+
+    code: str
+    """Stable id (`timeout-masks-errors`, `fargate-port-10250`...), documented in README."""
+    severity: Severity
+    message: str
+    fix: str
+    subject: str = ""
+    """The object it is about (`Service cert-manager/cert-manager-webhook`)."""
+
+
 @dataclass(frozen=True)
 class Evidence:
     """Everything the classifier may look at, as plain values."""
