@@ -72,7 +72,8 @@ def _result(target: WebhookTarget, outcome: call.CallOutcome, summary: object, n
     verdict = classify.classify(evidence)
     message = None
     if outcome.failure is not None:
-        message = apiserver.predict(target, outcome.failure, dialed=outcome.dialed,
+        dialed = (target.apiserver_ip, target.port) if target.apiserver_ip else outcome.dialed
+        message = apiserver.predict(target, outcome.failure, dialed=dialed,
                                     dial_timeout=timeouts.dial, tls_timeout=timeouts.tls,
                                     connected_after=outcome.connected_after,
                                     detail=outcome.detail)

@@ -290,3 +290,66 @@ def classify(evidence: Evidence) -> Verdict:
         if rule.test(evidence):
             return rule.verdict(evidence)
     raise AssertionError("the last rule always holds")
+
+
+# --- refinement with the whole path (trace) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class PathRule:
+    """When the replay said CLS and the path says more, name the cause more precisely."""
+
+    cls: str
+    test: Callable[[str | None, set[str]], bool]
+    """(culprit hop id, finding codes) -> does this rule apply?"""
+    cause: str
+    explanation: str
+    fix: str
+    new_cls: str | None = None
+
+
+PATH_RULES: tuple[PathRule, ...] = (
+    PathRule("io-timeout", lambda hop, codes: hop == "network" and "gke-firewall-port" in codes,
+             "gke-private-firewall",
+             "The SYN left the control plane and never reached the node: GKE private clusters "
+             "only let the control plane reach nodes on 443 and 10250, and the webhook's "
+             "containerPort is neither.",
+             "Add a firewall rule from the control plane's CIDR to the nodes on the webhook's "
+             "port, or serve it on 443 or 10250."),
+    PathRule("io-timeout", lambda hop, codes: hop == "network" and "eks-overlay-pod-ip" in codes,
+             "eks-custom-cni",
+             "The SYN left the control plane and was lost: the pod's IP belongs to an overlay "
+             "CNI (Calico, Weave...) that the EKS control plane is not part of, so the VPC "
+             "has no route to it.",
+             "Run the webhook with hostNetwork: true on a free port (e.g. 10260), or use the "
+             "AWS VPC CNI."),
+    PathRule("io-timeout", lambda hop, codes: hop == "pod-veth", "dropped-at-pod",
+             "The SYN reached the pod's node but never the pod's veth: the node dropped it on "
+             "the way in, as a NetworkPolicy without an allow rule for the control plane does.",
+             "Add a NetworkPolicy ingress rule allowing the control plane (or the node's "
+             "address range) to the webhook's port."),
+    PathRule("io-timeout", lambda hop, codes: hop == "network", "dropped-in-network",
+             "The SYN left the control plane and never reached the node: a firewall or route "
+             "between them drops it (cloud firewall, security group, missing route).",
+             "Open the webhook's port from the control plane to the nodes."),
+    PathRule("connection-refused", lambda hop, codes: hop == "network", "rst-from-middlebox",
+             "The SYN never reached the node, yet a reset came back: something between the "
+             "control plane and the node refused the connection in the pod's name.",
+             "Find the firewall on the path (reject-with-tcp-reset) and allow the port."),
+    PathRule("connection-refused", lambda hop, codes: hop == "webhook", "nothing-listening",
+             "The SYN reached the pod and the pod answered with a reset: nothing listens on "
+             "the target port.",
+             "Compare the Service's targetPort, the pod's containerPort and the webhook's "
+             "--secure-port; right after install, wait for certificates and leader election."),
+)
+
+
+def refine(verdict: Verdict, culprit_hop: str | None, finding_codes: set[str]) -> Verdict:
+    """Returns VERDICT with a more precise cause when the path shows one (first rule wins)."""
+    for rule in PATH_RULES:
+        if rule.cls == verdict.cls and rule.test(culprit_hop, finding_codes):
+            if rule.cause == verdict.cause:
+                return verdict
+            return Verdict(rule.new_cls or verdict.cls, verdict.phase, rule.cause,
+                           rule.explanation, rule.fix, verdict.early)
+    return verdict

@@ -80,6 +80,12 @@ class WebhookTarget:
     kind: CallKind = CallKind.ADMISSION
     conversion_gvk: str = "netprobe.io/v1beta1, Kind=Probe"
     """For conversion webhooks: the object's `group/version, Kind=K` (in the message)."""
+    connect_port: int | None = None
+    """Dial this port instead of PORT: probing one endpoint directly (podIP:targetPort),
+    bypassing the ClusterIP's random choice."""
+    apiserver_ip: str | None = None
+    """The address the apiserver itself dials (the ClusterIP), for its message, when the
+    replay dials an endpoint directly."""
 
 
 @dataclass(frozen=True)
@@ -265,3 +271,70 @@ class ReplayResult:
     @property
     def succeeded(self) -> bool:
         return self.verdict.cls == "ok"
+
+
+class HopStatus(str, enum.Enum):
+    """What one hop of the path did with the replayed connection."""
+
+    OK = "ok"
+    """Seen and passed on (or, for the webhook, answered correctly)."""
+    SEEN = "seen"
+    """The SYN was seen here; nothing after it was."""
+    NOT_SEEN = "not-seen"
+    DROPPED = "dropped"
+    """The flow stopped here: seen before, never after, no answer."""
+    REFUSED = "refused"
+    """A reset or ICMP error was made here."""
+    FAILED = "failed"
+    """The webhook answered wrongly (TLS, certificate, HTTP)."""
+    UNOBSERVABLE = "unobservable"
+    """No vantage point there (the provider's network, a managed control plane)."""
+    SKIPPED = "skipped"
+    """Not reached."""
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One stage of apiserver -> Service NAT -> nodes -> pod -> webhook."""
+
+    id: str
+    """`apiserver`, `service`, `cp-egress`, `network`, `worker-ingress`, `pod-veth`
+    (or `host-socket`), `webhook`."""
+    label: str
+    status: HopStatus
+    node: str | None = None
+    interface: str | None = None
+    detail: str = ""
+    evidence: tuple[str, ...] = ()
+    addresses: str = ""
+    """The connection's addresses as seen here (after NAT)."""
+
+
+@dataclass(frozen=True)
+class Culprit:
+    """Where the flow stopped, or where the refusal came from."""
+
+    hop: str
+    node: str | None = None
+    pod: str | None = None
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    """One traced webhook endpoint."""
+
+    target: str
+    """`https://HOST:PORT/PATH` the apiserver posts to."""
+    configuration: str
+    webhook: str
+    endpoint: str | None
+    """`podIP:port` traced (None when there was none)."""
+    verdict: Verdict
+    culprit: Culprit | None
+    apiserver_error: ApiserverError | None
+    hops: tuple[Hop, ...]
+    findings: tuple[Finding, ...]
+    captures: tuple[str, ...] = ()
+    replay: ReplayResult | None = None
+    pod: str | None = None
+    node: str | None = None

@@ -45,9 +45,79 @@ def replay_to_json(result: ReplayResult) -> dict[str, Any]:
         "verdict": verdict,
         "apiserver_error": error.message if error else None,
         "apiserver_error_alternatives": list(error.alternatives) if error else [],
+        "client_error": error.client_message if error else None,
         "phases": _plain(result.phases),
         "certificate": _plain(result.certificate),
         "http": _plain(result.http),
         "packets": _plain(result.packets),
         "capture": result.capture,
+    }
+
+
+def replay_from_json(data: dict[str, Any]) -> ReplayResult:
+    """Rebuilds a ReplayResult from its JSON (an agent's answer).
+
+    The caBundle is not carried; certificate and packets come back as values.
+    """
+    from netprobe.model import (ApiserverError, CallKind, CertificateInfo, HttpOutcome, IcmpInfo,
+                                PacketSummary, Phase, PhaseResult, RstInfo, Status, Verdict,
+                                WebhookTarget)
+
+    target = dict(data["target"], kind=CallKind(data["target"]["kind"]))
+    verdict = dict(data["verdict"])
+    cls = verdict.pop("class")
+    phase = Phase(verdict.pop("phase")) if verdict.get("phase") else None
+    verdict.pop("phase", None)
+    packets = data.get("packets")
+    summary = None
+    if packets:
+        packets = dict(packets)
+        packets["rst"] = tuple(RstInfo(**item) for item in packets.get("rst", []))
+        packets["icmp"] = tuple(IcmpInfo(**item) for item in packets.get("icmp", []))
+        packets["interfaces"] = tuple(packets.get("interfaces", []))
+        summary = PacketSummary(**packets)
+    cert = data.get("certificate")
+    message = data.get("apiserver_error")
+    return ReplayResult(
+        target=WebhookTarget(**target),
+        phases=tuple(PhaseResult(Phase(p["phase"]), Status(p["status"]), p["started"],
+                                 p["duration"], p["detail"], p["error"]) for p in data["phases"]),
+        verdict=Verdict(cls, phase, **verdict),
+        apiserver_error=ApiserverError(message, tuple(data.get("apiserver_error_alternatives", [])),
+                                       data.get("client_error") or "") if message else None,
+        certificate=CertificateInfo(**dict(cert, dns_names=tuple(cert["dns_names"]),
+                                           ip_addresses=tuple(cert["ip_addresses"])))
+        if cert else None,
+        http=HttpOutcome(**data["http"]) if data.get("http") else None,
+        packets=summary, capture=data.get("capture"), netns=data.get("netns"),
+        local_address=tuple(data["local_address"]) if data.get("local_address") else None,
+        dialed=tuple(data["dialed"]) if data.get("dialed") else None)
+
+
+def trace_to_json(results: list[Any]) -> dict[str, Any]:
+    """The `netprobe trace webhook -o json` document."""
+    return {"schema": SCHEMA_VERSION, "kind": "TraceReport",
+            "results": [_trace_result(result) for result in results]}
+
+
+def _trace_result(result: Any) -> dict[str, Any]:
+    verdict = _plain(result.verdict)
+    verdict["class"] = verdict.pop("cls")
+    verdict["culprit"] = _plain(result.culprit)
+    error = result.apiserver_error
+    return {
+        "target": result.target,
+        "configuration": result.configuration,
+        "webhook": result.webhook,
+        "endpoint": result.endpoint,
+        "pod": result.pod,
+        "node": result.node,
+        "verdict": verdict,
+        "apiserver_error": error.message if error else None,
+        "apiserver_error_alternatives": list(error.alternatives) if error else [],
+        "client_error": error.client_message if error else None,
+        "hops": _plain(result.hops),
+        "findings": _plain(result.findings),
+        "captures": list(result.captures),
+        "replay": replay_to_json(result.replay) if result.replay else None,
     }

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from netprobe import api, errors, wire
+from netprobe import errors
 from netprobe.agent.spec import READY_LINE, AgentResult, AgentSpec
 from netprobe.capture.tcpdump import TcpdumpCapture
 from netprobe.model import CallKind, WebhookTarget
@@ -35,6 +35,8 @@ def _interfaces(netns: str | None) -> dict[str, str]:
 
 
 def replay_role(spec: AgentSpec, workdir: Path) -> AgentResult:
+    from netprobe import api, wire  # the capture role must start fast: import only here
+
     started = time.time()
     path = workdir / "replay.pcap"
     result = api.replay(_target(spec), netns=spec.netns, timeouts=Timeouts(**spec.timeouts),

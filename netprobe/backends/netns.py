@@ -99,6 +99,9 @@ class NetnsBackend:
     def __init__(self, netns_map: dict[str, str]) -> None:
         self.netns_map = netns_map
 
+    def has_node(self, node: str) -> bool:
+        return node in self.netns_map
+
     def start(self, spec: AgentSpec) -> NetnsHandle:
         netns = self.netns_map.get(spec.node)
         if netns is None:

@@ -10,6 +10,7 @@ diagnosed, 2 usage error, 3 netprobe itself failed.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -35,6 +36,14 @@ class NetprobeGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("netprobe: interrupted", err=True)
             ctx.exit(130)
+        except (click.exceptions.Exit, click.exceptions.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # a bug: one line, the traceback only on request
+            if os.environ.get("NETPROBE_DEBUG"):
+                raise
+            click.echo(f"netprobe: internal error: {type(exc).__name__}: {exc} "
+                       "(set NETPROBE_DEBUG=1 for the traceback, and please report it)", err=True)
+            ctx.exit(errors.NetprobeError.exit_code)
 
 
 @click.group(cls=NetprobeGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,7 +62,8 @@ def _register() -> None:
 
 
 # (module under netprobe.cli, click command in it)
-_COMMANDS: list[tuple[str, str]] = [("lab", "lab"), ("replay", "replay"), ("analyze", "analyze")]
+_COMMANDS: list[tuple[str, str]] = [
+    ("lab", "lab"), ("replay", "replay"), ("trace", "trace"), ("analyze", "analyze")]
 
 
 _register()

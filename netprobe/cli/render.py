@@ -76,3 +76,73 @@ def replay_text(result: ReplayResult, stream: TextIO) -> None:
         out.print(f"\n[bold]packets:[/] {escape(_packets_line(result.packets))}")
     if result.capture:
         out.print(f"[bold]capture:[/] {escape(result.capture)}")
+
+
+_HOP_STYLE = {"ok": "green", "seen": "green", "not-seen": "dim", "dropped": "bold red",
+              "refused": "bold red", "failed": "bold red", "unobservable": "yellow",
+              "skipped": "dim"}
+
+
+def trace_text(result, stream: TextIO) -> None:  # type: ignore[no-untyped-def]
+    """Writes the hop tree (culprit marked), the verdict, findings and captures."""
+    from rich.tree import Tree
+
+    out = _console(stream)
+    endpoint = f" -> {result.endpoint}" if result.endpoint else ""
+    tree = Tree(f"[bold]{escape(result.configuration)}[/] webhook {escape(result.webhook)}: "
+                f"{escape(result.target)}{escape(endpoint)}")
+    culprit = result.culprit.hop if result.culprit else None
+    for hop in result.hops:
+        style = _HOP_STYLE.get(hop.status.value, "")
+        mark = " [bold red]<- culprit[/]" if hop.id == culprit else ""
+        where = f" [dim]({escape(hop.interface)})[/]" if hop.interface else ""
+        detail = f": {escape(hop.detail)}" if hop.detail else ""
+        branch = tree.add(f"[{style}]{hop.status.value:<12}[/] {escape(hop.label)}{where}"
+                          f"{detail}{mark}")
+        for item in hop.evidence:
+            branch.add(f"[dim]{escape(item)}[/]")
+    out.print(tree)
+    verdict = result.verdict
+    colour = "green" if verdict.cls == "ok" else "red"
+    early = " [yellow](early verdict)[/]" if verdict.early else ""
+    where = ""
+    if result.culprit:
+        parts = [result.culprit.hop] + [p for p in (result.culprit.node, result.culprit.pod) if p]
+        where = " at " + " / ".join(parts)
+    out.print(f"[bold {colour}]verdict: {verdict.cls}[/]{escape(where)}, cause {verdict.cause}{early}")
+    out.print(f"  {escape(verdict.explanation)}")
+    if verdict.fix:
+        out.print(f"  [bold]fix:[/] {escape(verdict.fix)}")
+    if result.apiserver_error:
+        out.print(f"  [bold]the apiserver will say:[/] {escape(result.apiserver_error.message)}")
+        for other in result.apiserver_error.alternatives:
+            out.print(f"  [dim]or, as its timers race:[/] {escape(other)}")
+    for finding in result.findings:
+        colour = {"error": "red", "warning": "yellow"}.get(finding.severity.value, "dim")
+        out.print(f"  [{colour}]{finding.severity.value}[/] {finding.code}: "
+                  f"{escape(finding.message)}")
+    for capture in result.captures:
+        out.print(f"  [bold]capture:[/] {escape(capture)}")
+    out.print("")
+
+
+class progress:  # noqa: N801 - used as a context manager function
+    """A spinner with the current step on a terminal; silent otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._console = Console(file=stream)
+        self._status = None
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        if self._console.is_terminal:
+            self._status = self._console.status("starting")
+            self._status.__enter__()
+        return self.update
+
+    def update(self, message: str) -> None:
+        if self._status is not None:
+            self._status.update(escape(message))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(*exc)

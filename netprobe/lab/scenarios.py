@@ -268,7 +268,7 @@ SCENARIOS: tuple[Scenario, ...] = (
                                                           Serve.TLS_HANG)),
     Scenario("http-error",
              "the webhook answers HTTP 500 instead of an AdmissionReview",
-             "http-error", "webhook-error", _serving("http-error", Serve.HTTP_ERROR)),
+             "http-error", "http-500", _serving("http-error", Serve.HTTP_ERROR)),
     Scenario("x509-unknown-authority",
              "stale caBundle: the serving certificate comes from a newer CA",
              "x509-unknown-authority", "stale-ca-bundle",

@@ -102,7 +102,8 @@ def _connect(sock: socket.socket, address: str, target: WebhookTarget, timeouts:
              out: CallOutcome, clock: _Clock) -> bool:
     began = clock.elapsed()
     limit = min(began + timeouts.dial, target.timeout_seconds)
-    code = sockets.start_connect(sock, address, target.port)
+    port = target.connect_port or target.port
+    code = sockets.start_connect(sock, address, port)
     while code == errno.EINPROGRESS:
         remaining = limit - clock.elapsed()
         if remaining <= 0:
@@ -116,11 +117,11 @@ def _connect(sock: socket.socket, address: str, target: WebhookTarget, timeouts:
         out.failure = _CONNECT_FAILURES.get(code, Failure.REFUSED)
         out.errno_name = _errno_name(code)
         _phase(out, Phase.TCP, Status.FAILED, clock, began,
-               f"connect to {address}:{target.port}: {errno.errorcode.get(code, code)}",
+               f"connect to {address}:{port}: {errno.errorcode.get(code, code)}",
                out.errno_name)
         return False
     out.connected_after = clock.elapsed()
-    _phase(out, Phase.TCP, Status.OK, clock, began, f"connected to {address}:{target.port}")
+    _phase(out, Phase.TCP, Status.OK, clock, began, f"connected to {address}:{port}")
     return True
 
 
@@ -417,7 +418,7 @@ def run(target: WebhookTarget, timeouts: Timeouts, netns: str | None = None,
         sock = sockets.open_socket(netns, address)
         try:
             out.local = sock.getsockname()[:2]
-            out.dialed = (address, target.port)
+            out.dialed = (address, target.connect_port or target.port)
             if on_bound is not None:
                 on_bound(sock)
             if _connect(sock, address, target, timeouts, out, clock):

@@ -1,0 +1,90 @@
+"""`netprobe trace webhook`: the main job. Discover, replay, capture at every hop, name the culprit.
+
+Owns: the options (cluster source, agent backend, output) and the rendering.
+Must not: decide anything (netprobe.trace does).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from netprobe import settings, snapshot, trace as trace_mod, wire
+from netprobe.cli import render
+
+
+@click.group()
+def trace() -> None:
+    """Trace a call the apiserver makes, hop by hop."""
+
+
+def _objects(snapshot_path: Path | None, kubeconfig: str | None, context: str | None) -> tuple[list, object]:
+    if snapshot_path is not None:
+        return snapshot.load(snapshot_path), None
+    from netprobe.k8s import config, source  # only a live cluster needs the kubernetes client
+
+    api_client = config.load(kubeconfig=kubeconfig, context=context)
+    return source.LiveSource(api_client).objects(), api_client
+
+
+def _backend(netns_map: str | None, api_client: object, agent_namespace: str, image: str):
+    if netns_map:
+        from netprobe.backends.netns import NetnsBackend, parse_netns_map
+
+        return NetnsBackend(parse_netns_map(netns_map))
+    if api_client is None:
+        raise click.UsageError("a --snapshot has no cluster to run agents in: give --netns-map "
+                               "NODE=NETNS,... (or trace a live cluster without --snapshot)")
+    from netprobe.k8s import agents
+
+    problems = agents.preflight(api_client, agent_namespace)
+    if problems:
+        from netprobe import errors
+        raise errors.K8sForbidden("checking what agents need: " + "; ".join(problems))
+    return agents.PodBackend(api_client, namespace=agent_namespace, image=image)
+
+
+@trace.command()
+@click.argument("name", required=False)
+@click.option("-n", "--namespace", help="Only webhooks whose Service is in this namespace.")
+@click.option("--snapshot", "snapshot_path", type=click.Path(path_type=Path),
+              help="Read the objects from a file or directory (kubectl get -o yaml|json output) "
+                   "instead of the cluster.")
+@click.option("--kubeconfig", help="Kubeconfig file (else KUBECONFIG, in-cluster, ~/.kube/config).")
+@click.option("--context", help="Kubeconfig context.")
+@click.option("--netns-map", metavar="NODE=NETNS,...",
+              help="Run each node's agent in this network namespace (lab or test bed).")
+@click.option("--agent-namespace", default="netprobe", show_default=True)
+@click.option("--agent-image", default="ghcr.io/netprobe/agent:0.1.0", show_default=True)
+@click.option("--apiserver-node", help="Replay from this node instead of the control plane.")
+@click.option("--pcap-dir", type=click.Path(path_type=Path),
+              help="Keep every vantage point's capture here.")
+@click.option("--full", is_flag=True, help="Wait the apiserver's real timeouts.")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def webhook(name: str | None, namespace: str | None, snapshot_path: Path | None,
+            kubeconfig: str | None, context: str | None, netns_map: str | None,
+            agent_namespace: str, agent_image: str, apiserver_node: str | None,
+            pcap_dir: Path | None, full: bool, output: str) -> None:
+    """Trace webhook NAME (configuration, webhook or service name; all without NAME).
+
+    Exit codes: 0 every call succeeded, 1 a failure was diagnosed, 2 usage
+    error, 3 netprobe itself failed.
+    """
+    objects, api_client = _objects(snapshot_path, kubeconfig, context)
+    backend = _backend(netns_map, api_client, agent_namespace, agent_image)
+    options = trace_mod.TraceOptions(
+        timeouts=settings.timeouts_from_env(settings.Timeouts(full=full)), pcap_dir=pcap_dir,
+        apiserver_node=apiserver_node)
+    with render.progress(sys.stderr) as progress:
+        results = trace_mod.trace_webhooks(objects, backend, name=name, namespace=namespace,
+                                           options=options, progress=progress)
+    if output == "json":
+        click.echo(json.dumps(wire.trace_to_json(results), indent=2))
+    else:
+        for result in results:
+            render.trace_text(result, sys.stdout)
+    sys.exit(0 if all(result.verdict.cls == "ok" for result in results) else 1)

@@ -1,0 +1,113 @@
+"""Following the replayed connection across vantage points, through NAT.
+
+Owns: finding the replay's connection in every capture by its initial
+sequence number (and TCP timestamp), which DNAT and SNAT leave alone, and
+deciding per hop: seen, not seen, answered, refused (by whom), dropped.
+Must not: read files or classify the failure (classify.py names it; this
+module says where it happened).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+_SYN, _ACK, _RST = 0x02, 0x10, 0x04
+MASK32 = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class FlowKey:
+    """What identifies the replayed connection on any wire."""
+
+    isn: int
+    tsval: int | None = None
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """What one node's capture shows of the connection."""
+
+    syn_interfaces: tuple[str, ...] = ()
+    """Interfaces the SYN crossed, in the order it crossed them."""
+    syn_count: int = 0
+    synack_interfaces: tuple[str, ...] = ()
+    resets: tuple[tuple[str, str, int], ...] = ()
+    """(interface, source, TTL) of resets answering the SYN."""
+    icmp: tuple[tuple[str, str, int, int], ...] = ()
+    """(interface, reporter, type, code) of ICMP errors quoting the SYN."""
+    destination: str | None = None
+    """The SYN's destination address here."""
+    server_payload: bool = False
+    observed: bool = True
+    interfaces: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seen(self) -> bool:
+        return bool(self.syn_interfaces)
+
+
+UNOBSERVED = Sighting(observed=False)
+
+
+def _names(frame: Any, ifnames: dict[str, str]) -> list[str]:
+    return [ifnames.get(str(int(index)), f"if{int(index)}") for index in frame["ifindex"]]
+
+
+def flow_key(frame: Any, local_port: int) -> FlowKey | None:
+    """The replayed SYN's ISN (and TSval) from the replay's own capture."""
+    if frame.empty or "proto" not in frame.columns:
+        return None
+    syn = frame[(frame["proto"] == 6) & (frame["sport"] == local_port)
+                & ((frame["flags"] & (_SYN | _ACK)) == _SYN)]
+    if syn.empty:
+        return None
+    first = syn.iloc[0]
+    tsval = int(first["tsval"]) if int(first["tsval"]) >= 0 else None
+    return FlowKey(int(first["seq"]), tsval)
+
+
+def sight(frame: Any, ifnames: dict[str, str], key: FlowKey, *,
+          ignore_loopback: bool = True) -> Sighting:
+    """What FRAME (one node's capture) shows of the connection KEY."""
+    if frame.empty or "proto" not in frame.columns:
+        return Sighting()
+    if ignore_loopback:
+        frame = frame[[name != "lo" for name in _names(frame, ifnames)]]
+    tcp = frame[frame["proto"] == 6]
+    flags, answer = tcp["flags"], (key.isn + 1) & MASK32
+    syn = tcp[((flags & (_SYN | _ACK)) == _SYN) & (tcp["seq"] == key.isn)]
+    if key.tsval is not None and not syn.empty:
+        syn = syn[(syn["tsval"] == key.tsval) | (syn["tsval"] < 0)]
+    synack = tcp[((flags & (_SYN | _ACK)) == (_SYN | _ACK)) & (tcp["ack"] == answer)]
+    resets = tcp[((flags & _RST) != 0) & ((tcp["ack"] == answer) | (tcp["seq"] == answer))]
+    quoted = frame[(frame["icmp_type"] >= 0) & (frame["q_seq"] == key.isn)]
+    names = _order(syn, ifnames)
+    server = _server_payload(tcp, syn)
+    return Sighting(
+        syn_interfaces=tuple(names),
+        syn_count=int(syn.groupby("ifindex").size().max()) if not syn.empty else 0,
+        synack_interfaces=tuple(_order(synack, ifnames)),
+        resets=tuple((n, str(src), int(ttl)) for n, src, ttl in
+                     zip(_names(resets, ifnames), resets["src"], resets["ttl"])),
+        icmp=tuple((n, str(src), int(t), int(c)) for n, src, t, c in
+                   zip(_names(quoted, ifnames), quoted["src"], quoted["icmp_type"],
+                       quoted["icmp_code"])),
+        destination=str(syn["dst"].iloc[0]) if not syn.empty else None,
+        server_payload=server)
+
+
+def _order(rows: Any, ifnames: dict[str, str]) -> list[str]:
+    """Interfaces in the order the packet first crossed them."""
+    seen: list[str] = []
+    for name in _names(rows.sort_values("time", kind="stable"), ifnames):
+        if name not in seen:
+            seen.append(name)
+    return seen
+
+
+def _server_payload(tcp: Any, syn: Any) -> bool:
+    if syn.empty:
+        return False
+    client_port = int(syn["sport"].iloc[0])
+    return bool(((tcp["dport"] == client_port) & (tcp["seglen"] > 0)).any())
