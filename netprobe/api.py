@@ -125,3 +125,24 @@ def replay_lab_scenario(name: str, *, timeouts: Timeouts | None = None,
         return service_missing(target, hook.configured_service_name, hook.service_namespace)
     return replay(target, netns=plan.control_plane.netns, timeouts=timeouts,
                   capture_path=capture_path)
+
+
+def trace_lab_scenario(name: str, *, options: object | None = None,
+                       webhook: str | None = "validating/cert-manager-webhook") -> list:
+    """Brings lab scenario NAME up (if needed) and traces its webhook end to end.
+
+    The snapshot and the netns map are the lab's own, exactly what
+    `netprobe lab snapshot` and `netprobe lab netns-map` print. The lab stays up.
+    """
+    from netprobe import trace
+    from netprobe.backends.netns import NetnsBackend, parse_netns_map
+    from netprobe.lab import lifecycle, pki, snapshot as lab_snapshot
+
+    state, _ = lifecycle.up(name)
+    plan = lifecycle.plan_of(state)
+    pki_dir = state.directory / "pki"
+    objects = lab_snapshot.build_list(plan, (pki_dir / pki.CA_BUNDLE).read_bytes(),
+                                      (pki_dir / pki.SIGNER_CA).read_bytes(), state.started)["items"]
+    backend = NetnsBackend(parse_netns_map(lifecycle.netns_map(plan)))
+    return trace.trace_webhooks(objects, backend, name=webhook,
+                                options=options)  # type: ignore[arg-type]

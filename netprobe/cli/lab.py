@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import click
 import yaml
@@ -109,24 +110,24 @@ def snapshot_cmd(output: str) -> None:
 
 @lab.command()
 @click.argument("names", nargs=-1, metavar="[SCENARIO]...")
-@click.option("-v", "--verbose", is_flag=True, help="Show every replay in full.")
+@click.option("-v", "--verbose", is_flag=True, help="Show every trace in full.")
 def demo(names: tuple[str, ...], verbose: bool) -> None:
-    """Bring each scenario up, diagnose it, take it down (default: all).
+    """Bring each scenario up, trace its webhook, take it down (default: all).
 
-    Exits 0 when every diagnosis matches the failure the scenario reproduces.
+    Exits 0 when every trace names the failure (class and cause) the scenario reproduces.
     """
     from netprobe import api
 
     chosen = [scenarios.get(name) for name in names] or list(scenarios.SCENARIOS)
-    click.echo(f"netprobe lab demo: {len(chosen)} scenarios, each built, diagnosed from the "
-               "control-plane namespace, removed\n")
+    click.echo(f"netprobe lab demo: {len(chosen)} scenarios; each is built, traced with "
+               "'netprobe trace webhook' from its snapshot and netns map, and removed\n")
     misses = 0
     try:
         for scenario in chosen:
-            result = api.replay_lab_scenario(scenario.name)
+            started = time.monotonic()
+            results = api.trace_lab_scenario(scenario.name)
             lifecycle.down()
-            misses += result.verdict.cls != scenario.verdict
-            _demo_line(scenario, result, verbose)
+            misses += _demo_lines(scenario, results, time.monotonic() - started, verbose)
     finally:
         lifecycle.down()
     total = len(chosen)
@@ -134,21 +135,23 @@ def demo(names: tuple[str, ...], verbose: bool) -> None:
     sys.exit(0 if misses == 0 else 1)
 
 
-def _demo_line(scenario: scenarios.Scenario, result: object, verbose: bool) -> None:
+def _demo_lines(scenario: scenarios.Scenario, results: list, took: float, verbose: bool) -> int:
     from netprobe.cli import render
-    from netprobe.model import ReplayResult
 
-    assert isinstance(result, ReplayResult)
-    verdict = result.verdict
-    mark = "ok " if verdict.cls == scenario.verdict else "MISS"
-    took = sum(phase.duration for phase in result.phases)
-    click.echo(f"[{mark}] {scenario.name:<23} -> {verdict.cls:<23} cause {verdict.cause:<19} "
-               f"{took:5.2f} s{' (early)' if verdict.early else ''}")
-    if result.apiserver_error:
-        click.echo(f"       apiserver: {result.apiserver_error.message}")
-    if verbose:
-        render.replay_text(result, sys.stdout)
-        click.echo("")
+    misses = 0
+    for result in results:
+        verdict = result.verdict
+        hit = (verdict.cls, verdict.cause) == (scenario.verdict, scenario.cause)
+        misses += not hit
+        where = f"at {result.culprit.hop}" + (f" on {result.culprit.node}" if result.culprit.node
+                                              else "") if result.culprit else ""
+        click.echo(f"[{'ok ' if hit else 'MISS'}] {scenario.name:<23} -> {verdict.cls:<23} "
+                   f"{verdict.cause:<21} {where:<36} {took:5.2f} s")
+        if result.apiserver_error:
+            click.echo(f"       apiserver: {result.apiserver_error.message}")
+        if verbose:
+            render.trace_text(result, sys.stdout)
+    return min(misses, 1)
 
 
 @lab.command("netns-map")

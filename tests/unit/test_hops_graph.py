@@ -1,0 +1,135 @@
+"""Hops, the culprit, correlation across NAT and the hop graph (pure; crafted captures)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import networkx as nx
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import CookedLinuxV2
+from scapy.utils import wrpcap
+
+from netprobe import analysis, classify, correlate, graph, hops
+from netprobe.agent.spec import AgentResult, decode_result, encode_result
+from netprobe import errors
+from netprobe.model import (ApiserverError, Evidence, Failure, HopStatus, PacketSummary,
+                            ReplayResult, RstInfo, WebhookTarget)
+
+FACTS = hops.PathFacts("control-plane-1", False, "cert-manager/cert-manager-webhook",
+                       "10.96.20.99", 443, "10.244.1.5", 10250, "worker-1", "pod-a", False)
+
+
+def _replay(evidence: Evidence) -> ReplayResult:
+    target = WebhookTarget("https://s.ns.svc:443/validate", "s.ns.svc", 443, "/validate")
+    return ReplayResult(target, (), classify.classify(evidence), ApiserverError("m"),
+                        packets=evidence.packets)
+
+
+SEEN_CP = correlate.Sighting(("npeth0",), 3, destination="10.244.1.5")
+
+
+@pytest.mark.parametrize("evidence,cp,worker,hop,status", [
+    (Evidence(Failure.REFUSED, packets=PacketSummary(packets=1)), correlate.Sighting(),
+     correlate.UNOBSERVED, "service", HopStatus.REFUSED),
+    (Evidence(Failure.DIAL_STALL), SEEN_CP, correlate.Sighting(), "network", HopStatus.DROPPED),
+    (Evidence(Failure.DIAL_STALL), SEEN_CP, correlate.Sighting(("eth0",), 3),
+     "pod-veth", HopStatus.DROPPED),
+    (Evidence(Failure.REFUSED, packets=PacketSummary(left_host=True)),
+     correlate.Sighting(("npeth0",), 1, resets=(("npeth0", "10.244.1.5", 64),)),
+     correlate.Sighting(), "network", HopStatus.REFUSED),
+    (Evidence(Failure.REFUSED, packets=PacketSummary(left_host=True, rst=(
+        RstInfo("10.244.1.5", 62, True, 0.0),))), SEEN_CP,
+     correlate.Sighting(("eth0", "veth1"), 1, resets=(("veth1", "10.244.1.5", 64),)),
+     "webhook", HopStatus.REFUSED),
+])
+def test_culprit_is_where_the_flow_stopped(evidence, cp, worker, hop, status) -> None:
+    path = hops.build_hops(FACTS, _replay(evidence), cp, worker)
+    culprit = hops.culprit(path, FACTS)
+    assert culprit is not None and culprit.hop == hop
+    assert next(h for h in path if h.id == hop).status is status
+    assert [h.id for h in path][:3] == ["apiserver", "service", "cp-egress"] or hop == "service"
+
+
+def test_no_culprit_when_the_call_went_through() -> None:
+    path = hops.build_hops(FACTS, _replay(Evidence(None)), SEEN_CP,
+                           correlate.Sighting(("eth0", "veth1"), 1))
+    assert hops.culprit(path, FACTS) is None
+    assert all(h.status is HopStatus.OK for h in path)
+
+
+def test_unobserved_worker_is_said_so() -> None:
+    path = hops.build_hops(FACTS, _replay(Evidence(Failure.DIAL_STALL)), SEEN_CP,
+                           correlate.UNOBSERVED)
+    assert {h.id: h.status for h in path}["worker-ingress"] is HopStatus.UNOBSERVABLE
+
+
+@pytest.mark.parametrize("cls,hop,codes,cause", [
+    ("io-timeout", "network", {"gke-firewall-port"}, "gke-private-firewall"),
+    ("io-timeout", "network", {"eks-overlay-pod-ip"}, "eks-custom-cni"),
+    ("io-timeout", "pod-veth", set(), "dropped-at-pod"),
+    ("connection-refused", "network", set(), "rst-from-middlebox"),
+    ("connection-refused", "webhook", set(), "nothing-listening")])
+def test_refine_with_the_path(cls: str, hop: str, codes: set[str], cause: str) -> None:
+    failure = Failure.DIAL_STALL if cls == "io-timeout" else Failure.REFUSED
+    verdict = classify.classify(Evidence(failure, early=True))
+    refined = classify.refine(verdict, hop, codes)
+    assert (refined.cls, refined.cause) == (cls, cause)
+    assert refined.early == verdict.early
+
+
+def _pkt(src, dst, sport, dport, flags, seq, ack=0, ifindex=2, t=0.0, ttl=64, tsval=None):
+    options = [("Timestamp", (tsval, 0))] if tsval else []
+    packet = CookedLinuxV2(ifindex=ifindex) / IP(src=src, dst=dst, ttl=ttl) / TCP(
+        sport=sport, dport=dport, flags=flags, seq=seq, ack=ack, options=options)
+    packet.time = 1000.0 + t
+    return packet
+
+
+def test_isn_follows_the_flow_through_dnat(tmp_path: Path) -> None:
+    # The control plane dialled the ClusterIP; the worker sees the pod's address, same ISN.
+    cp = tmp_path / "cp.pcap"
+    wrpcap(str(cp), [_pkt("10.0.0.10", "10.244.1.5", 40000, 10250, "S", 777, tsval=55),
+                     _pkt("10.0.0.10", "10.244.1.5", 40000, 10250, "S", 777, t=1, tsval=56)])
+    worker = tmp_path / "w.pcap"
+    wrpcap(str(worker), [
+        _pkt("10.0.0.10", "10.244.1.5", 40000, 10250, "S", 999, ifindex=2, tsval=1),  # another
+        _pkt("10.0.0.10", "10.244.1.5", 40000, 10250, "S", 777, ifindex=2, t=0.001, tsval=55),
+        _pkt("10.0.0.10", "10.244.1.5", 40000, 10250, "S", 777, ifindex=5, t=0.002, tsval=55),
+        _pkt("10.244.1.5", "10.0.0.10", 10250, 40000, "RA", 0, ack=778, ifindex=5, t=0.003)])
+    key = correlate.flow_key(analysis.read(cp), 40000)
+    assert key == correlate.FlowKey(777, 55)
+    seen = correlate.sight(analysis.read(worker), {"2": "eth0", "5": "veth9"}, key)
+    assert seen.syn_interfaces == ("eth0", "veth9")
+    assert seen.resets == (("veth9", "10.244.1.5", 64),)
+
+
+def test_hop_graph_marks_the_culprit_and_exports(tmp_path: Path) -> None:
+    path = hops.build_hops(FACTS, _replay(Evidence(Failure.DIAL_STALL)), SEEN_CP,
+                           correlate.Sighting())
+    blame = hops.culprit(path, FACTS)
+    hop_graph = graph.build_hop_graph(path, blame)
+    assert list(nx.topological_sort(hop_graph))[0] == "apiserver"
+    assert hop_graph.nodes["network"]["culprit"] is True
+    assert hop_graph.graph["culprit"] == "network"
+    for suffix in (".json", ".graphml", ".dot"):
+        graph.write_graph(hop_graph, tmp_path / f"g{suffix}")
+    assert json.loads((tmp_path / "g.json").read_text())["graph"]["culprit"] == "network"
+    assert nx.read_graphml(tmp_path / "g.graphml").nodes["network"]["status"] == "dropped"
+    assert "color=red" in (tmp_path / "g.dot").read_text()
+    with pytest.raises(ValueError):
+        graph.write_graph(hop_graph, tmp_path / "g.png.txt")
+
+
+def test_agent_result_framing_rejects_damage() -> None:
+    result = AgentResult("run", "worker-1", "capture", True, capture=b"\xd4\xc3\xb2\xa1" * 100,
+                         interfaces={"2": "eth0"})
+    text = encode_result(result)
+    assert decode_result("log line\n" + text) == result
+    header, payload, _ = text.split("\n")
+    damaged = header + "\n" + payload[:-4] + "AAAA\n"
+    with pytest.raises(errors.AgentError, match="checksum"):
+        decode_result(damaged)
+    with pytest.raises(errors.AgentError, match="no result"):
+        decode_result("nothing here\n")
