@@ -32,6 +32,12 @@ test-unit: venv
 
 bench: setup
 	$(BIN)/python bench/bench_lab.py
+	$(BIN)/python bench/bench_replay.py
+	$(BIN)/python bench/bench_trace.py
+	$(BIN)/python bench/bench_analyze.py
+
+captures: setup
+	$(BIN)/python scripts/make_captures.py
 
 clean:
 	-$(BIN)/netprobe lab down

@@ -11,6 +11,7 @@ Must not: print, or know which backend runs the agents.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -124,7 +125,8 @@ def _run_agents(backend: AgentBackend, replays: list[AgentSpec], captures: list[
         progress(f"replaying the apiserver's call from {replays[0].node}")
         replay_handles = [backend.start(spec) for spec in replays]
         started += replay_handles
-        budget = options.agent_start_timeout + max(s.target["timeout_seconds"] for s in replays)
+        budget = options.agent_start_timeout + max(t["timeout_seconds"] for s in replays
+                                                   for t in s.targets)
         replay_results = [handle.finish(budget) for handle in replay_handles]
         progress("collecting captures")
         capture_results = [handle.finish(options.agent_start_timeout + 30) for handle in
@@ -140,12 +142,12 @@ def _check_result(result: AgentResult) -> AgentResult:
     return result
 
 
-def _save(result: AgentResult, directory: Path, name: str) -> Path:
+def _save(data: bytes, directory: Path, name: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
-    with open(path, "wb") as handle:
-        handle.write(result.capture)
-    path.chmod(0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
     return path
 
 
@@ -155,7 +157,7 @@ def _safe(name: str) -> str:
 
 def _sighting(result: AgentResult | None, pcap: Path | None, key: correlate.FlowKey | None,
               ignore_loopback: bool = True) -> correlate.Sighting:
-    if result is None or pcap is None or key is None or not result.capture:
+    if result is None or pcap is None or key is None or not any(result.captures):
         return correlate.UNOBSERVED if result is None else correlate.Sighting()
     from netprobe import analysis
 
@@ -179,31 +181,32 @@ def trace_path(path: WebhookPath, objects: list[dict[str, Any]], backend: AgentB
             endpoint_nodes.setdefault(probe.endpoint.node, []).append(probe.endpoint)
     timeouts = dataclasses.asdict(options.timeouts)
     duration = (path.timeout_seconds if options.timeouts.full else 6.0) + 4.0
-    replays = [AgentSpec(run_id, vantage, "replay", target=_target_json(p.target),
-                         timeouts=timeouts) for p in probes]
+    replays = [AgentSpec(run_id, vantage, "replay", targets=[_target_json(p.target)
+                                                             for p in probes],
+                         timeouts=timeouts)]
     captures = [AgentSpec(run_id, node, "capture", bpf=capture_filter(eps), timeouts=timeouts,
                           duration=duration) for node, eps in endpoint_nodes.items()]
     replay_results, capture_results = _run_agents(backend, replays, captures, options, progress)
     by_node = {r.node: _check_result(r) for r in capture_results}
     with tempfile.TemporaryDirectory(prefix="netprobe-trace-") as scratch:
         directory = options.pcap_dir or Path(scratch)
-        saved_nodes = {node: _save(result, directory, f"{_safe(node)}-capture.pcap")
+        saved_nodes = {node: _save(result.captures[0], directory, f"{_safe(node)}-capture.pcap")
                        for node, result in by_node.items()}
-        return [_endpoint_result(path, probe, _check_result(result), vantage, managed, findings,
-                                 by_node, saved_nodes, directory, index,
+        replayed = _check_result(replay_results[0])
+        return [_endpoint_result(path, probe, replayed, index, vantage, managed, findings,
+                                 by_node, saved_nodes, directory,
                                  keep=options.pcap_dir is not None)
-                for index, (probe, result) in enumerate(zip(probes, replay_results))]
+                for index, probe in enumerate(probes)]
 
 
-def _endpoint_result(path: WebhookPath, probe: _Probe, result: AgentResult, vantage: str,
-                     managed: bool, findings: tuple, by_node: dict[str, AgentResult],
-                     saved: dict[str, Path], directory: Path, index: int,
+def _endpoint_result(path: WebhookPath, probe: _Probe, result: AgentResult, index: int,
+                     vantage: str, managed: bool, findings: tuple,
+                     by_node: dict[str, AgentResult], saved: dict[str, Path], directory: Path,
                      keep: bool) -> TraceResult:
-    assert result.replay is not None
-    replay = wire.replay_from_json(result.replay)
-    replay_pcap = _save(result, directory, f"{_safe(vantage)}-replay-{index}.pcap")
+    replay = wire.replay_from_json(result.replays[index])
+    replay_pcap = _save(result.captures[index], directory, f"{_safe(vantage)}-replay-{index}.pcap")
     key = None
-    if result.capture and replay.local_address:
+    if result.captures[index] and replay.local_address:
         from netprobe import analysis
         key = correlate.flow_key(analysis.read(replay_pcap), int(replay.local_address[1]))
     cp = _sighting(result, replay_pcap, key)

@@ -23,8 +23,8 @@ from netprobe.replay import sockets
 from netprobe.settings import Timeouts
 
 
-def _target(spec: AgentSpec) -> WebhookTarget:
-    fields = dict(spec.target)
+def _target(target: dict) -> WebhookTarget:  # type: ignore[type-arg]
+    fields = dict(target)
     fields["ca_bundle"] = str(fields.get("ca_bundle", "")).encode()
     fields["kind"] = CallKind(fields.get("kind", "admission"))
     return WebhookTarget(**fields)
@@ -35,16 +35,25 @@ def _interfaces(netns: str | None) -> dict[str, str]:
 
 
 def replay_role(spec: AgentSpec, workdir: Path) -> AgentResult:
+    """Replays every target concurrently (one thread, socket and capture each)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from netprobe import api, wire  # the capture role must start fast: import only here
 
     started = time.time()
-    path = workdir / "replay.pcap"
-    result = api.replay(_target(spec), netns=spec.netns, timeouts=Timeouts(**spec.timeouts),
-                        capture_path=path)
-    capture = path.read_bytes() if path.exists() else b""
-    return AgentResult(spec.run_id, spec.node, spec.role, True, replay=wire.replay_to_json(result),
-                       capture=capture, interfaces=_interfaces(spec.netns), started=started,
-                       ended=time.time())
+    timeouts = Timeouts(**spec.timeouts)
+
+    def one(index: int) -> tuple[dict, bytes]:  # type: ignore[type-arg]
+        path = workdir / f"replay-{index}.pcap"
+        result = api.replay(_target(spec.targets[index]), netns=spec.netns, timeouts=timeouts,
+                            capture_path=path)
+        return wire.replay_to_json(result), path.read_bytes() if path.exists() else b""
+
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(spec.targets)))) as pool:
+        done = list(pool.map(one, range(len(spec.targets))))
+    return AgentResult(spec.run_id, spec.node, spec.role, True,
+                       replays=[doc for doc, _ in done], captures=[pcap for _, pcap in done],
+                       interfaces=_interfaces(spec.netns), started=started, ended=time.time())
 
 
 def _wait_for_stop(spec: AgentSpec) -> None:
@@ -66,7 +75,7 @@ def capture_role(spec: AgentSpec, workdir: Path) -> AgentResult:
         print(READY_LINE, flush=True)
         _wait_for_stop(spec)
         capture.stop(grace=float(spec.timeouts.get("capture_grace", 0.2)))
-    return AgentResult(spec.run_id, spec.node, spec.role, True, capture=path.read_bytes(),
+    return AgentResult(spec.run_id, spec.node, spec.role, True, captures=[path.read_bytes()],
                        interfaces=_interfaces(spec.netns), started=started, ended=time.time())
 
 

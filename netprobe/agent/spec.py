@@ -33,8 +33,9 @@ class AgentSpec:
     """`replay` (make the apiserver's call and capture it) or `capture` (watch only)."""
     netns: str | None = None
     """Namespace to work in (netns backend); None: the agent's own (host network)."""
-    target: dict[str, Any] = field(default_factory=dict)
-    """For `replay`: WebhookTarget fields, `ca_bundle` as PEM text."""
+    targets: list[dict[str, Any]] = field(default_factory=list)
+    """For `replay`: one WebhookTarget (fields, `ca_bundle` as PEM text) per endpoint,
+    replayed concurrently."""
     timeouts: dict[str, Any] = field(default_factory=dict)
     bpf: str = ""
     """For `capture`: the kernel filter (the flow after NAT, and ICMP errors)."""
@@ -72,10 +73,10 @@ class AgentResult:
     role: str
     ok: bool
     error: str | None = None
-    replay: dict[str, Any] | None = None
-    """`netprobe replay -o json` document, for the replay role."""
-    capture: bytes = b""
-    """The pcap bytes."""
+    replays: list[dict[str, Any]] = field(default_factory=list)
+    """`netprobe replay -o json` documents, one per target (replay role)."""
+    captures: list[bytes] = field(default_factory=list)
+    """pcap files: one per target (replay role), or the node's capture (capture role)."""
     interfaces: dict[str, str] = field(default_factory=dict)
     """ifindex -> interface name where the capture ran."""
     started: float = 0.0
@@ -83,7 +84,7 @@ class AgentResult:
 
     def to_json_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["capture"] = base64.b64encode(self.capture).decode()
+        data["captures"] = [base64.b64encode(item).decode() for item in self.captures]
         return dict(data, schema=SCHEMA, kind="AgentResult")
 
     @classmethod
@@ -91,7 +92,7 @@ class AgentResult:
         data = dict(data)
         if data.pop("schema", None) != SCHEMA or data.pop("kind", None) != "AgentResult":
             raise errors.AgentError("reading agent result: not a netprobe.io/v1 AgentResult")
-        data["capture"] = base64.b64decode(data.get("capture", ""))
+        data["captures"] = [base64.b64decode(item) for item in data.get("captures", [])]
         return cls(**data)
 
 

@@ -136,22 +136,29 @@ def demo(names: tuple[str, ...], verbose: bool) -> None:
 
 
 def _demo_lines(scenario: scenarios.Scenario, results: list, took: float, verbose: bool) -> int:
+    """One line per distinct outcome (a fan-out's endpoints share one); returns 1 on a miss."""
     from netprobe.cli import render
 
-    misses = 0
+    shown: dict[tuple, int] = {}
     for result in results:
-        verdict = result.verdict
-        hit = (verdict.cls, verdict.cause) == (scenario.verdict, scenario.cause)
-        misses += not hit
-        where = f"at {result.culprit.hop}" + (f" on {result.culprit.node}" if result.culprit.node
-                                              else "") if result.culprit else ""
-        click.echo(f"[{'ok ' if hit else 'MISS'}] {scenario.name:<23} -> {verdict.cls:<23} "
-                   f"{verdict.cause:<21} {where:<36} {took:5.2f} s")
-        if result.apiserver_error:
-            click.echo(f"       apiserver: {result.apiserver_error.message}")
-        if verbose:
+        culprit = result.culprit
+        key = (result.verdict.cls, result.verdict.cause, culprit.hop if culprit else None,
+               culprit.node if culprit else None)
+        shown[key] = shown.get(key, 0) + 1
+    miss = any((cls, cause) != (scenario.verdict, scenario.cause) for cls, cause, _, _ in shown)
+    for (cls, cause, hop, node), count in shown.items():
+        hit = (cls, cause) == (scenario.verdict, scenario.cause)
+        where = (f"at {hop}" + (f" on {node}" if node else "")) if hop else ""
+        many = f" ({count} endpoints)" if count > 1 else ""
+        click.echo(f"[{'ok ' if hit else 'MISS'}] {scenario.name:<23} -> {cls:<23} {cause:<21} "
+                   f"{where}{many}  {took:.2f} s")
+    errors_seen = {r.apiserver_error.message for r in results if r.apiserver_error}
+    for message in sorted(errors_seen):
+        click.echo(f"       apiserver: {message}")
+    if verbose:
+        for result in results:
             render.trace_text(result, sys.stdout)
-    return min(misses, 1)
+    return int(miss)
 
 
 @lab.command("netns-map")

@@ -113,6 +113,15 @@ def _ok() -> Plan:
     return replace(plan, pods=(*plan.pods, second))
 
 
+def _fanout() -> Plan:
+    plan = base_plan("fanout")
+    suffixes = ("a1b2c", "d3e4f", "g5h6i", "j7k8l", "m9n0p")
+    pods = tuple(_webhook_pod(node, ip=f"10.244.{n}.{10 + i}", suffix=f"{suffixes[i]}{n}"[-5:])
+                 for n, node in ((1, plan.nodes[1]), (2, plan.nodes[2]))
+                 for i in range(len(suffixes)))
+    return replace(plan, pods=pods)
+
+
 def _connection_refused() -> Plan:
     # The webhook still waits for its serving certificate: /healthz answers,
     # nothing listens on the targetPort yet.
@@ -286,6 +295,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("service-not-found",
              "the webhook configuration names a Service that does not exist",
              "service-not-found", "service-not-found", _service_not_found),
+    Scenario("fanout",
+             "healthy webhook with 10 replicas on two workers (fan-out of the trace)",
+             "ok", "ok", _fanout),
     Scenario("hostnetwork-10260",
              "fix for eks-custom-cni: hostNetwork webhook on securePort 10260",
              "ok", "ok", _hostnetwork_10260),

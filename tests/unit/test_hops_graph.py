@@ -123,7 +123,7 @@ def test_hop_graph_marks_the_culprit_and_exports(tmp_path: Path) -> None:
 
 
 def test_agent_result_framing_rejects_damage() -> None:
-    result = AgentResult("run", "worker-1", "capture", True, capture=b"\xd4\xc3\xb2\xa1" * 100,
+    result = AgentResult("run", "worker-1", "capture", True, captures=[b"\xd4\xc3\xb2\xa1" * 100],
                          interfaces={"2": "eth0"})
     text = encode_result(result)
     assert decode_result("log line\n" + text) == result

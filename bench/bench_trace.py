@@ -1,0 +1,75 @@
+"""End-to-end `netprobe trace webhook` per lab scenario, and the fan-out. Needs root.
+
+Usage: sudo .venv/bin/python bench/bench_trace.py [--runs 5] [SCENARIO...]
+Goals: every scenario traced in <= 5 s (whole process, median of 5); tracing 10
+endpoints (scenario `fanout`) takes <= 1.5x tracing one (scenario `gke-port-443`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from netprobe.lab import lifecycle, pki, scenarios, snapshot
+
+GOAL, FANOUT_GOAL = 5.0, 1.5
+
+
+def _command(snapshot_path: Path, netns_map: str) -> list[str]:
+    return [sys.executable, "-m", "netprobe", "trace", "webhook",
+            "validating/cert-manager-webhook", "--snapshot", str(snapshot_path),
+            "--netns-map", netns_map, "-o", "json"]
+
+
+def measure(name: str, runs: int, workdir: Path) -> float:
+    state, _ = lifecycle.up(name)
+    plan = lifecycle.plan_of(state)
+    pki_dir = state.directory / "pki"
+    listing = snapshot.build_list(plan, (pki_dir / pki.CA_BUNDLE).read_bytes(),
+                                  (pki_dir / pki.SIGNER_CA).read_bytes(), state.started)
+    import json
+    path = workdir / f"{name}.json"
+    path.write_text(json.dumps(listing))
+    command = _command(path, lifecycle.netns_map(plan))
+    times = []
+    try:
+        for _ in range(runs):
+            start = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True)
+            times.append(time.perf_counter() - start)
+            if done.returncode not in (0, 1):
+                raise SystemExit(f"{name}: trace failed: {done.stderr}")
+    finally:
+        lifecycle.down()
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("scenarios", nargs="*", default=list(scenarios.NAMES))
+    args = parser.parse_args()
+    lifecycle.down()
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = Path(scratch)
+        print(f"{'scenario':<24} {'trace (s)':>9}   median of {args.runs}, whole process")
+        took = {}
+        for name in args.scenarios:
+            took[name] = measure(name, args.runs, workdir)
+            print(f"{name:<24} {took[name]:>9.2f}")
+        worst = max(took.values())
+        print(f"worst: {worst:.2f} s (goal {GOAL}): goal {'met' if worst <= GOAL else 'MISSED'}")
+        one = took.get("gke-port-443") or measure("gke-port-443", args.runs, workdir)
+        ten = took.get("fanout") or measure("fanout", args.runs, workdir)
+        ratio = ten / one
+        print(f"fan-out: 10 endpoints {ten:.2f} s vs 1 endpoint {one:.2f} s = {ratio:.2f}x "
+              f"(goal <= {FANOUT_GOAL}x): goal {'met' if ratio <= FANOUT_GOAL else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
