@@ -134,7 +134,8 @@ def translated(doing: str, host: str) -> Iterator[None]:
         raise _from_transport(exc, host) from exc
 
 
-def watch_pod(api: Api, namespace: str, name: str, timeout: float) -> Iterator[tuple[str, dict[str, Any]]]:
+def watch_pod(api: Api, namespace: str, name: str,
+              timeout: float) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yields (event type, pod dict) for pod NAME until TIMEOUT seconds have passed.
 
     A watch without a resourceVersion starts with the pod's current state (ADDED),

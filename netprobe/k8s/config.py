@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from kubernetes import client
 from kubernetes.config import incluster_config, kube_config
 from kubernetes.config.config_exception import ConfigException
@@ -35,14 +36,24 @@ def _existing(paths: str) -> list[str]:
     return [path for path in paths.split(os.pathsep) if path and Path(path).expanduser().is_file()]
 
 
+def _contexts(paths: str) -> tuple[list[str], str | None]:
+    """The context names in PATHS (merged as kubectl does) and the current one."""
+    try:
+        merged = kube_config.KubeConfigMerger(paths).config
+        document = merged.value if merged is not None else None
+        if not isinstance(document, dict):
+            raise ValueError("not a kubeconfig (no mapping at the top)")
+        names = [str(item["name"]) for item in document.get("contexts") or []]
+    except (ConfigException, OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
+        detail = " ".join(str(exc).split())
+        raise errors.UsageError(f"loading kubeconfig {paths}: {detail}") from exc
+    return names, document.get("current-context") or None
+
+
 def _from_kubeconfig(paths: str, context: str | None, origin: str) -> client.Configuration:
     if not _existing(paths):
         raise errors.UsageError(f"loading kubeconfig: {origin} {paths}: no such file")
-    try:
-        contexts, current = kube_config.list_kube_config_contexts(config_file=paths)
-    except (ConfigException, OSError, ValueError) as exc:
-        raise errors.UsageError(f"loading kubeconfig {paths}: {exc}") from exc
-    names = [item["name"] for item in contexts or []]
+    names, current = _contexts(paths)
     if context is not None and context not in names:
         raise errors.UsageError(f"loading kubeconfig {paths}: context {context!r} not found; "
                                 f"it has {', '.join(names) or 'none'}")
@@ -53,7 +64,7 @@ def _from_kubeconfig(paths: str, context: str | None, origin: str) -> client.Con
     try:
         kube_config.load_kube_config(config_file=paths, context=context,
                                      client_configuration=configuration, persist_config=False)
-    except (ConfigException, OSError, ValueError) as exc:
+    except (ConfigException, OSError, ValueError, yaml.YAMLError) as exc:
         raise errors.UsageError(f"loading kubeconfig {paths}: {exc}") from exc
     return configuration
 

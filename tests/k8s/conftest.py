@@ -10,6 +10,8 @@ kmock does not emulate is added here, the way the real API server behaves:
   drives: it writes log lines and ends the container; `?follow=true` is a live
   chunked stream that ends when the container does.
 - Pod status is changed only by the test, through `patch_namespaced_pod_status`.
+- `GET /api/v1/namespaces/{name}` is served from `Cluster.namespaces`: kmock
+  reads that path as "namespace {name}, no resource" and cannot serve it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -44,6 +47,7 @@ RESOURCES = {  # kind: (kmock resource, namespaced)
 }
 SSAR = kmock.resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews")
 PODS = kmock.resource("", "v1", "pods")
+NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces/[^/]+$")
 
 
 class Emulator(kmock.KubernetesEmulator):
@@ -130,6 +134,7 @@ class Cluster:
     def __init__(self) -> None:
         self.denied: set[tuple[str, str, str]] = set()
         """(verb, resource, subresource) the access reviews deny."""
+        self.namespaces: dict[str, dict[str, Any]] = {}
         self._ready = threading.Event()
         self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
         self._thread.start()
@@ -147,6 +152,7 @@ class Cluster:
         self.emulator[kmock.method.GET, PODS, kmock.subresource("log")] << \
             {"Content-Type": "text/plain"} << self.kubelet.serve
         self.emulator["create", SSAR] << self._review
+        self.emulator[kmock.method.GET, NAMESPACE_PATH] << self._namespace
         async with self.emulator, kmock.Server(self.emulator) as server:
             self.url = str(server.url).rstrip("/")
             self._ready.set()
@@ -159,6 +165,10 @@ class Cluster:
         allowed = key not in self.denied
         reason = "" if allowed else "no RBAC policy matched"
         return dict(request.data, status={"allowed": allowed, "reason": reason})
+
+    def _namespace(self, request: kmock.Request) -> Any:
+        found = self.namespaces.get(request.url.path.rsplit("/", 1)[-1])
+        return found if found is not None else kmock.KubernetesObjectNotFoundError()
 
     def call(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(10)
@@ -174,6 +184,9 @@ class Cluster:
     def add(self, *objects: dict[str, Any]) -> None:
         """Stores OBJECTS as the API would serve them (without kind, as in a list)."""
         for obj in objects:
+            if obj["kind"] == "Namespace":
+                self.namespaces[obj["metadata"]["name"]] = obj
+                continue
             resource, namespaced = RESOURCES[obj["kind"]]
             meta = obj["metadata"]
             stored = {key: value for key, value in obj.items() if key not in ("kind", "apiVersion")}
