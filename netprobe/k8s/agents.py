@@ -201,6 +201,8 @@ class PodHandle:
             AgentError: no end within TIMEOUT, the pod failed without a result, or the
                 result is missing or damaged (checksum mismatch).
         """
+        if self._deleted:
+            raise self._error("was already deleted (the agent was aborted)")
         try:
             result = self._collect(timeout)
         except BaseException as exc:

@@ -146,11 +146,12 @@ def watch_pod(api: Api, namespace: str, name: str,
     while (remaining := deadline - time.monotonic()) > 0:
         stream = watch.Watch()
         with translated(f"watching pod {namespace}/{name}", api.host):
+            events = stream.stream(api.core.list_namespaced_pod, namespace,
+                                   field_selector=f"metadata.name={name}",
+                                   timeout_seconds=max(1, int(remaining)),
+                                   _request_timeout=(api.request_timeout, remaining))
             try:
-                for event in stream.stream(api.core.list_namespaced_pod, namespace,
-                                           field_selector=f"metadata.name={name}",
-                                           timeout_seconds=max(1, int(remaining)),
-                                           _request_timeout=(api.request_timeout, remaining)):
+                for event in events:
                     pod = event.get("raw_object") or {}
                     if pod.get("metadata", {}).get("name") == name:  # the selector is a hint
                         yield event["type"], pod
@@ -160,6 +161,7 @@ def watch_pod(api: Api, namespace: str, name: str,
                 return
             finally:
                 stream.stop()
+                events.close()  # closes the response now, not when garbage-collected
 
 
 def follow_log(api: Api, namespace: str, name: str, timeout: float) -> Iterator[str]:
@@ -181,7 +183,8 @@ def follow_log(api: Api, namespace: str, name: str, timeout: float) -> Iterator[
                 yield pending.decode(errors="replace")
         except urllib3.exceptions.ReadTimeoutError:
             return
-        finally:
+        finally:  # the stream may be unread: close it rather than reuse the connection
+            response.close()
             response.release_conn()
 
 

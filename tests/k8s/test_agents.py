@@ -19,6 +19,7 @@ import pytest
 
 from netprobe import errors
 from netprobe.agent.spec import READY_LINE, AgentResult, AgentSpec, encode_result
+from netprobe.backends import AgentBackend
 from netprobe.k8s import agents
 from netprobe.k8s.client import Api
 
@@ -345,3 +346,19 @@ def test_cleanup_deletes_this_runs_pods_only(cluster: Cluster,
     assert sorted(backend.cleanup(SPEC.run_id)) == sorted(mine)
     assert cluster.pods() == sorted([other, stranger["metadata"]["name"]])
     assert backend.cleanup(SPEC.run_id) == []
+
+
+def test_finish_after_a_failed_wait_says_so(cluster: Cluster,
+                                            backend: agents.PodBackend) -> None:
+    handle = backend.start(SPEC)
+    with pytest.raises(errors.AgentError):
+        handle.wait_ready(0.1)
+    with pytest.raises(errors.AgentError, match="was already deleted"):
+        handle.finish(5.0)
+
+
+def test_pod_backend_is_an_agent_backend(backend: agents.PodBackend) -> None:
+    typed: AgentBackend = backend  # checked by mypy; the protocol's methods exist at runtime
+    assert all(callable(getattr(agents.PodHandle, name))
+               for name in ("wait_ready", "finish", "abort"))
+    assert callable(typed.start)
