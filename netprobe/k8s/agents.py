@@ -142,7 +142,7 @@ class PodHandle:
         self._deleted = False
 
     def _error(self, what: str) -> errors.AgentError:
-        return errors.AgentError(f"agent on node {self.node}: pod {self.namespace}/{self.name} "
+        return errors.AgentError(f"agent on node {self.node} (pod {self.namespace}/{self.name}): "
                                  f"{what}")
 
     def _await(self, timeout: float, phases: set[str], waiting_for: str) -> dict[str, Any]:
@@ -150,7 +150,7 @@ class PodHandle:
         phase = "unknown"
         for kind, pod in watch_pod(self.api, self.namespace, self.name, timeout):
             if kind == "DELETED":
-                raise self._error(f"was deleted before it was {waiting_for}")
+                raise self._error(f"deleted before it was {waiting_for}")
             phase = _phase(pod)
             if phase in phases:
                 return pod
@@ -202,7 +202,7 @@ class PodHandle:
                 result is missing or damaged (checksum mismatch).
         """
         if self._deleted:
-            raise self._error("was already deleted (the agent was aborted)")
+            raise self._error("already deleted (the agent was aborted)")
         try:
             result = self._collect(timeout)
         except BaseException as exc:

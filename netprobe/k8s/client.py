@@ -93,6 +93,7 @@ def _errno_name(exc: BaseException) -> str:
     return ""
 
 
+_NAME_RESOLUTION = getattr(urllib3.exceptions, "NameResolutionError", ())  # urllib3 >= 2 only
 _PLAIN = {"ECONNREFUSED": "connection refused", "EHOSTUNREACH": "no route to host",
           "ENETUNREACH": "network unreachable", "ETIMEDOUT": "connection timed out",
           "ECONNRESET": "connection reset"}
@@ -105,7 +106,7 @@ def _from_transport(exc: urllib3.exceptions.HTTPError, host: str) -> errors.K8sE
     elif isinstance(exc, urllib3.exceptions.TimeoutError) or \
             isinstance(getattr(exc, "reason", None), urllib3.exceptions.TimeoutError):
         cause, name = "timed out", "ETIMEDOUT"
-    elif isinstance(getattr(exc, "reason", None), urllib3.exceptions.NameResolutionError):
+    elif isinstance(getattr(exc, "reason", None), _NAME_RESOLUTION):
         cause, name = "cannot resolve the host name", "EAI_NONAME"
     else:
         cause = f"{type(exc).__name__}: {exc}"

@@ -164,7 +164,7 @@ def test_a_damaged_result_is_rejected_and_the_pod_deleted(
     with pytest.raises(errors.AgentError) as caught:
         handle.finish(2.0)
     assert str(caught.value) == (
-        f"agent on node {SPEC.node}: pod netprobe/{handle.name} reading agent result: "
+        f"agent on node {SPEC.node} (pod netprobe/{handle.name}): reading agent result: "
         "damaged in transit (checksum mismatch)")
     assert cluster.pods() == []
 
@@ -188,7 +188,7 @@ def test_a_failed_pod_without_result_names_node_and_reason(
     with pytest.raises(errors.AgentError) as caught:
         handle.finish(2.0)
     assert str(caught.value) == (
-        f"agent on node {SPEC.node}: pod netprobe/{handle.name} failed: Error (exit code 1); "
+        f"agent on node {SPEC.node} (pod netprobe/{handle.name}): failed: Error (exit code 1); "
         "last log line: ModuleNotFoundError: No module named 'netprobe'")
     assert cluster.pods() == []
 
@@ -227,7 +227,7 @@ def test_an_image_pull_error_names_node_and_reason(cluster: Cluster,
     with pytest.raises(errors.AgentError) as caught:
         handle.wait_ready(2.0)
     assert str(caught.value) == (
-        f"agent on node {SPEC.node}: pod netprobe/{handle.name} cannot start its container: "
+        f"agent on node {SPEC.node} (pod netprobe/{handle.name}): cannot start its container: "
         "ErrImagePull: failed to pull image \"netprobe-agent:0.1.0\": not found")
     assert cluster.pods() == []
 
@@ -239,7 +239,7 @@ def test_an_unschedulable_pod_names_the_reason(cluster: Cluster,
         "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
         "message": "0/3 nodes are available: 3 Insufficient cpu."}]})
     with pytest.raises(errors.AgentError, match=re.escape(
-            f"agent on node {SPEC.node}: pod netprobe/{handle.name} cannot be scheduled: "
+            f"agent on node {SPEC.node} (pod netprobe/{handle.name}): cannot be scheduled: "
             "Unschedulable: 0/3 nodes are available: 3 Insufficient cpu.")):
         handle.wait_ready(2.0)
     assert cluster.pods() == []
@@ -253,7 +253,7 @@ def test_a_pod_that_never_runs_times_out(cluster: Cluster, backend: agents.PodBa
     with pytest.raises(errors.AgentError) as caught:
         handle.wait_ready(0.3)
     assert str(caught.value) == (
-        f"agent on node {SPEC.node}: pod netprobe/{handle.name} not running after 0.3 s: "
+        f"agent on node {SPEC.node} (pod netprobe/{handle.name}): not running after 0.3 s: "
         "still Pending (is the node there and Ready?)")
     assert cluster.pods() == []
 
@@ -264,7 +264,7 @@ def test_no_ready_line_times_out(cluster: Cluster, backend: agents.PodBackend) -
     cluster.kubelet.write(handle.name, "tcpdump: listening on any\n")
     with pytest.raises(errors.AgentError) as caught:
         handle.wait_ready(0.3)
-    assert str(caught.value) == (f"agent on node {SPEC.node}: pod netprobe/{handle.name} "
+    assert str(caught.value) == (f"agent on node {SPEC.node} (pod netprobe/{handle.name}): "
                                  f"printed no {READY_LINE} within 0.3 s (still Running)")
     assert cluster.pods() == []
 
@@ -283,7 +283,7 @@ def test_no_end_in_time_deletes_the_pod(cluster: Cluster, backend: agents.PodBac
     cluster.kubelet.run(handle.name)
     with pytest.raises(errors.AgentError) as caught:
         handle.finish(0.3)
-    assert str(caught.value) == (f"agent on node {SPEC.node}: pod netprobe/{handle.name} "
+    assert str(caught.value) == (f"agent on node {SPEC.node} (pod netprobe/{handle.name}): "
                                  "not finished after 0.3 s: still Running")
     assert cluster.pods() == []
 
@@ -296,7 +296,7 @@ def test_a_pod_deleted_by_someone_else(cluster: Cluster, backend: agents.PodBack
     finished = pool.submit(handle.finish, 5.0)
     assert opened.wait(5)
     cluster.core.delete_namespaced_pod(handle.name, "netprobe")
-    with pytest.raises(errors.AgentError, match="was deleted before it was finished"):
+    with pytest.raises(errors.AgentError, match="deleted before it was finished"):
         finished.result(5)
     handle.abort()  # already gone: still fine
 
@@ -353,7 +353,7 @@ def test_finish_after_a_failed_wait_says_so(cluster: Cluster,
     handle = backend.start(SPEC)
     with pytest.raises(errors.AgentError):
         handle.wait_ready(0.1)
-    with pytest.raises(errors.AgentError, match="was already deleted"):
+    with pytest.raises(errors.AgentError, match="already deleted"):
         handle.finish(5.0)
 
 
