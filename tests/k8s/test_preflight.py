@@ -1,0 +1,91 @@
+"""preflight says what RBAC or Pod Security would deny, before any pod is made."""
+
+from __future__ import annotations
+
+import kmock
+import pytest
+
+from netprobe import errors
+from netprobe.k8s import agents
+from netprobe.k8s.client import Api
+
+from .conftest import NAMESPACE_PATH, SSAR, Cluster, status
+
+
+def _namespace(labels: dict[str, str] | None) -> dict:
+    meta: dict = {"name": "netprobe"}
+    if labels is not None:
+        meta["labels"] = labels
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+
+
+PRIVILEGED = {"pod-security.kubernetes.io/enforce": "privileged"}
+
+
+def test_nothing_to_report(cluster: Cluster, api: Api) -> None:
+    cluster.add(_namespace(PRIVILEGED))
+    assert agents.preflight(api, "netprobe") == []
+    reviews = [request.data["spec"]["resourceAttributes"]
+               for request in cluster.requests(kmock.action.CREATE, SSAR)]
+    asked = {(item["verb"], item["resource"], item["subresource"], item["namespace"])
+             for item in reviews}
+    assert asked == {(verb, "pods", "", "netprobe")
+                     for verb in ("create", "get", "list", "watch", "delete")} | \
+        {("get", "pods", "log", "netprobe")}
+
+
+def test_rbac_denials_are_listed(cluster: Cluster, api: Api) -> None:
+    cluster.add(_namespace(PRIVILEGED))
+    cluster.denied |= {("delete", "pods", ""), ("get", "pods", "log")}
+    assert agents.preflight(api, "netprobe") == [
+        "RBAC: cannot delete pods in namespace netprobe (no RBAC policy matched)",
+        "RBAC: cannot get pods/log in namespace netprobe (no RBAC policy matched)",
+    ]
+
+
+@pytest.mark.parametrize("labels, shown", [
+    (None, "is not set (the cluster default applies)"),
+    ({}, "is not set (the cluster default applies)"),
+    ({"pod-security.kubernetes.io/enforce": "baseline"}, "is 'baseline'"),
+    ({"pod-security.kubernetes.io/enforce": "restricted",
+      "pod-security.kubernetes.io/warn": "privileged"}, "is 'restricted'"),
+])
+def test_a_namespace_that_is_not_privileged(cluster: Cluster, api: Api, labels, shown) -> None:
+    cluster.add(_namespace(labels))
+    assert agents.preflight(api, "netprobe") == [
+        f"Pod Security: namespace netprobe label pod-security.kubernetes.io/enforce {shown}; "
+        "agent pods need 'privileged' (hostNetwork, NET_RAW, NET_ADMIN)"]
+
+
+def test_a_missing_namespace(api: Api) -> None:
+    assert agents.preflight(api, "netprobe") == [
+        "namespace netprobe does not exist (create it with "
+        "'kubectl apply -f agents/namespace.yaml')"]
+
+
+def test_a_namespace_that_cannot_be_read(cluster: Cluster, api: Api) -> None:
+    message = 'namespaces "netprobe" is forbidden: User "alice" cannot get resource "namespaces"'
+    cluster.emulator[kmock.method.GET, NAMESPACE_PATH].override << 403 << \
+        status(403, "Forbidden", message)
+    (problem,) = agents.preflight(api, "netprobe")
+    assert problem == ("Pod Security: cannot check the level of namespace netprobe: "
+                       f"reading namespace netprobe: forbidden: {message}")
+
+
+def test_the_caller_can_raise_forbidden(cluster: Cluster, api: Api) -> None:
+    cluster.denied.add(("create", "pods", ""))
+    problems = agents.preflight(api, "netprobe")
+    error = errors.K8sForbidden("checking agent permissions: " + "; ".join(problems), 403)
+    assert error.exit_code == 2 and "RBAC: cannot create pods" in str(error)
+
+
+def test_a_failing_review_is_an_error(cluster: Cluster, api: Api) -> None:
+    cluster.add(_namespace(PRIVILEGED))
+    cluster.emulator["create", SSAR].override << 503 << \
+        status(503, "ServiceUnavailable", "the server is currently unable to handle the request")
+    with pytest.raises(errors.K8sError) as caught:
+        agents.preflight(api, "netprobe")
+    assert str(caught.value) == (
+        "reviewing access to create pods in namespace netprobe: 503 Service Unavailable: "
+        "the server is currently unable to handle the request")
+    assert caught.value.retryable
