@@ -134,6 +134,9 @@ def _run_agents(backend: AgentBackend, replays: list[AgentSpec], captures: list[
         return replay_results, capture_results
     finally:
         _stop_all(started)
+        cleanup = getattr(backend, "cleanup", None)  # the pod backend: delete by run-id label too
+        if cleanup is not None and replays:
+            cleanup(replays[0].run_id)
 
 
 def _check_result(result: AgentResult) -> AgentResult:

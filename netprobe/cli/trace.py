@@ -26,8 +26,8 @@ def _objects(snapshot_path: Path | None, kubeconfig: str | None, context: str | 
         return snapshot.load(snapshot_path), None
     from netprobe.k8s import config, source  # only a live cluster needs the kubernetes client
 
-    api_client = config.load(kubeconfig=kubeconfig, context=context)
-    return source.LiveSource(api_client).objects(), api_client
+    api = config.connect(kubeconfig, context)
+    return source.LiveSource(api).objects(), api
 
 
 def _backend(netns_map: str | None, api_client: object, agent_namespace: str, image: str):
@@ -58,7 +58,8 @@ def _backend(netns_map: str | None, api_client: object, agent_namespace: str, im
 @click.option("--netns-map", metavar="NODE=NETNS,...",
               help="Run each node's agent in this network namespace (lab or test bed).")
 @click.option("--agent-namespace", default="netprobe", show_default=True)
-@click.option("--agent-image", default="ghcr.io/netprobe/agent:0.1.0", show_default=True)
+@click.option("--agent-image", default="netprobe-agent:0.1.0", show_default=True,
+              help="Image built from agents/Dockerfile, pushed where your nodes can pull it.")
 @click.option("--apiserver-node", help="Replay from this node instead of the control plane.")
 @click.option("--pcap-dir", type=click.Path(path_type=Path),
               help="Keep every vantage point's capture here.")

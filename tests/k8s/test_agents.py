@@ -29,7 +29,7 @@ K8S_VERSION = "1.31.0"
 SPEC = AgentSpec(run_id="7f3a9c2e41d84b0f", node="ip-10-0-1-23.eu-west-1.compute.internal",
                  role="capture", bpf="host 10.244.1.5 and tcp port 10250", duration=5.0)
 RESULT = AgentResult(run_id=SPEC.run_id, node=SPEC.node, role="capture", ok=True,
-                     capture=bytes(range(256)) * 40, interfaces={"2": "eth0", "3": "cni0"},
+                     captures=[bytes(range(256)) * 40], interfaces={"2": "eth0", "3": "cni0"},
                      started=1_790_000_000.0, ended=1_790_000_005.5)
 
 
@@ -146,7 +146,7 @@ def test_capture_agent_ready_then_result_then_deleted(
 
 def test_replay_agent_without_ready(cluster: Cluster, backend: agents.PodBackend) -> None:
     spec = dataclasses.replace(SPEC, role="replay")
-    result = dataclasses.replace(RESULT, role="replay", replay={"phases": []})
+    result = dataclasses.replace(RESULT, role="replay", replays=[{"phases": []}])
     handle = backend.start(spec)
     cluster.kubelet.run(handle.name)
     cluster.kubelet.end(handle.name, "replaying\n" + encode_result(result))
@@ -195,7 +195,7 @@ def test_a_failed_pod_without_result_names_node_and_reason(
 
 def test_a_failed_agent_that_answered_returns_its_answer(
         cluster: Cluster, backend: agents.PodBackend) -> None:
-    answer = dataclasses.replace(RESULT, ok=False, capture=b"",
+    answer = dataclasses.replace(RESULT, ok=False, captures=[],
                                  error="capturing packets: tcpdump: permission denied")
     handle = backend.start(SPEC)
     cluster.kubelet.run(handle.name)

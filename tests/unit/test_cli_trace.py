@@ -1,0 +1,57 @@
+"""`netprobe trace webhook` errors that need no lab: kubeconfig and API server problems."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}
+users:
+- name: u
+  user: {{token: abc}}
+contexts:
+- name: ctx
+  context: {{cluster: c, user: u}}
+current-context: ctx
+"""
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "netprobe", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_unreachable_api_server(tmp_path: Path) -> None:
+    config = tmp_path / "kubeconfig"
+    config.write_text(KUBECONFIG.format(port=_closed_port()))
+    done = _run("trace", "webhook", "--kubeconfig", str(config))
+    assert done.returncode == 3
+    assert "reaching the API server at https://127.0.0.1:" in done.stderr
+    assert "connection refused" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_unknown_context(tmp_path: Path) -> None:
+    config = tmp_path / "kubeconfig"
+    config.write_text(KUBECONFIG.format(port=_closed_port()))
+    done = _run("trace", "webhook", "--kubeconfig", str(config), "--context", "nope")
+    assert done.returncode == 2 and "context 'nope' not found" in done.stderr
+
+
+def test_snapshot_without_agents_says_what_to_give(tmp_path: Path) -> None:
+    listing = tmp_path / "s.yaml"
+    listing.write_text("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Node, "
+                       "metadata: {name: n}}\n")
+    done = _run("trace", "webhook", "--snapshot", str(listing))
+    assert done.returncode == 2 and "--netns-map" in done.stderr
