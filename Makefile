@@ -28,7 +28,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 test-unit: venv
-	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest tests/unit tests/k8s
 
 bench: setup
 	$(BIN)/python bench/bench_lab.py
