@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import socket
 import tempfile
+import time
 from pathlib import Path
 
-from netprobe import apiserver, classify, errors, nsenter, packets
+from netprobe import apiserver, classify, errors, nsenter
 from netprobe.capture.tcpdump import TcpdumpCapture, flow_filter
-from netprobe.model import Evidence, ReplayResult, WebhookTarget
+from netprobe.model import (Evidence, Failure, Phase, PhaseResult, ReplayResult, Status,
+                            WebhookTarget)
 from netprobe.replay import call, sockets
 from netprobe.settings import Timeouts
 
@@ -52,6 +54,8 @@ def replay(target: WebhookTarget, *, netns: str | None = None, timeouts: Timeout
         outcome = call.run(target, timeouts, netns, on_bound=start_capture)
         summary = None
         if sniffer:
+            from netprobe import packets  # scapy: loaded only when there is a capture to read
+
             sniffer[0].stop(grace=timeouts.capture_grace)
             names = sockets.local_addresses(netns)
             local_port = outcome.local[1] if outcome.local else 0
@@ -89,11 +93,7 @@ def service_missing(target: WebhookTarget, service: str, namespace: str) -> Repl
 
     The apiserver's service resolver fails before any packet; so does this.
     """
-    from netprobe.model import Failure, Phase, PhaseResult, Status
-
-    import time as _time
-
-    now = _time.time()
+    now = time.time()
     phases = (PhaseResult(Phase.DNS, Status.FAILED, now, 0.0,
                           f'service "{service}" not found in namespace {namespace}',
                           "ENOTFOUND"),

@@ -9,7 +9,7 @@ module says where it happened).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 _SYN, _ACK, _RST = 0x02, 0x10, 0x04
@@ -40,7 +40,6 @@ class Sighting:
     """The SYN's destination address here."""
     server_payload: bool = False
     observed: bool = True
-    interfaces: dict[str, Any] = field(default_factory=dict)
 
     @property
     def seen(self) -> bool:
