@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from netprobe.settings import Timeouts
 
 def replay(target: WebhookTarget, *, netns: str | None = None, timeouts: Timeouts | None = None,
            capture: bool = True, capture_path: Path | None = None,
-           interface: str = "any") -> ReplayResult:
+           interface: str = "any", cancel: threading.Event | None = None) -> ReplayResult:
     """Replays kube-apiserver's call to TARGET from NETNS, capturing its packets.
 
     Returns a `ReplayResult` whose `verdict` says what failed, where and why.
@@ -51,7 +52,7 @@ def replay(target: WebhookTarget, *, netns: str | None = None, timeouts: Timeout
             sniffer.append(stack.enter_context(
                 TcpdumpCapture(path, flow_filter(local_port), netns=netns, interface=interface)))
 
-        outcome = call.run(target, timeouts, netns, on_bound=start_capture)
+        outcome = call.run(target, timeouts, netns, on_bound=start_capture, cancel=cancel)
         summary = None
         if sniffer:
             from netprobe import packets  # scapy: loaded only when there is a capture to read

@@ -241,7 +241,7 @@ def _dns(ev: Evidence) -> Verdict:
         f"{ev.detail}. The apiserver resolves SVC.NS.svc through its own service resolver, "
         "not DNS: pass --resolve HOST:CLUSTER_IP to replay it, or check that the Service "
         "named in the webhook configuration exists.",
-        "Fix clientConfig.service (name, namespace) or create the Service.")
+        "Fix clientConfig.service (name, namespace) or create the Service.", early=ev.early)
 
 
 def _no_service(ev: Evidence) -> Verdict:

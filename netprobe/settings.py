@@ -22,6 +22,8 @@ class Timeouts:
     http.DefaultTransport's dialer, whose timeout is 30 s."""
     tls: float = 10.0
     """TLS handshake (net/http TLSHandshakeTimeout)."""
+    dns_stall: float = 2.0
+    """Seconds without an answer from the resolver: early `dns-failure` verdict."""
     syn_retransmissions: int = 2
     """Unanswered SYN retransmissions that make an early `io-timeout` verdict."""
     tls_stall: float = 1.5
@@ -35,6 +37,7 @@ class Timeouts:
 
 
 _ENV = {"dial": "NETPROBE_DIAL_TIMEOUT", "tls": "NETPROBE_TLS_TIMEOUT",
+        "dns_stall": "NETPROBE_DNS_STALL",
         "tls_stall": "NETPROBE_TLS_STALL", "response_stall": "NETPROBE_RESPONSE_STALL",
         "capture_grace": "NETPROBE_CAPTURE_GRACE"}
 

@@ -7,11 +7,16 @@ Exit codes: 0 the agent ran (the result says what it found), 2 a bad spec,
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from netprobe import errors
 from netprobe.agent.run import run
 from netprobe.agent.spec import AgentSpec, encode_result
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     except errors.UsageError as exc:
         print(f"netprobe-agent: error: {exc}", file=sys.stderr)
         return 2
+    # SIGTERM (the controller aborting, a pod deleted) unwinds like Ctrl-C: the capture
+    # is stopped and the work directory removed on the way out.
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         result = run(spec)
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import select
 import sys
+import threading
 import tempfile
 import time
 from pathlib import Path
@@ -43,14 +44,20 @@ def replay_role(spec: AgentSpec, workdir: Path) -> AgentResult:
     started = time.time()
     timeouts = Timeouts(**spec.timeouts)
 
+    cancel = threading.Event()
+
     def one(index: int) -> tuple[dict, bytes]:  # type: ignore[type-arg]
         path = workdir / f"replay-{index}.pcap"
         result = api.replay(_target(spec.targets[index]), netns=spec.netns, timeouts=timeouts,
-                            capture_path=path)
+                            capture_path=path, cancel=cancel)
         return wire.replay_to_json(result), path.read_bytes() if path.exists() else b""
 
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(spec.targets)))) as pool:
-        done = list(pool.map(one, range(len(spec.targets))))
+        try:
+            done = list(pool.map(one, range(len(spec.targets))))
+        except BaseException:
+            cancel.set()  # every replay thread stops within a tick, its capture with it
+            raise
     return AgentResult(spec.run_id, spec.node, spec.role, True,
                        replays=[doc for doc, _ in done], captures=[pcap for _, pcap in done],
                        interfaces=_interfaces(spec.netns), started=started, ended=time.time())

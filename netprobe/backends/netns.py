@@ -9,7 +9,9 @@ carries the result bundle. Children never outlive the trace.
 from __future__ import annotations
 
 import dataclasses
+import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -40,14 +42,19 @@ def parse_netns_map(text: str) -> dict[str, str]:
     return mapping
 
 
+ABORT_GRACE = 3.0
+"""Seconds an aborted agent gets to clean up before it is killed."""
+
+
 class NetnsHandle:
     """An agent child process in a namespace."""
 
     def __init__(self, spec: AgentSpec) -> None:
         self.spec = spec
         args = [sys.executable, "-m", "netprobe.agent", "--spec", spec.to_json()]
+        # Its own session: abort() kills the agent and its tcpdump together.
         self._child = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, text=True)
+                                       stderr=subprocess.PIPE, text=True, start_new_session=True)
         self._early_output = ""
 
     def wait_ready(self, timeout: float) -> None:
@@ -85,9 +92,18 @@ class NetnsHandle:
         return decode_result(self._early_output + out)
 
     def abort(self) -> None:
-        if self._child.poll() is None:
-            self._child.kill()
-            self._child.wait()
+        """SIGTERM lets the agent stop its capture and remove its files; SIGKILL if it hangs."""
+        for signum, grace in ((signal.SIGTERM, ABORT_GRACE), (signal.SIGKILL, None)):
+            try:
+                os.killpg(self._child.pid, signum)  # the agent and whatever it started
+            except ProcessLookupError:
+                break
+            try:
+                self._child.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self._child.wait()
         for stream in (self._child.stdin, self._child.stdout, self._child.stderr):
             if stream is not None and not stream.closed:
                 stream.close()

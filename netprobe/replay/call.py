@@ -16,6 +16,7 @@ import errno
 import select
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,20 @@ from netprobe.replay import review, sockets
 from netprobe.settings import Timeouts
 
 TICK = 0.05
-"""Longest single wait: how often stall evidence is re-read."""
+"""Longest single wait: how often stall evidence and cancellation are re-read."""
+
+
+class Cancelled(Exception):
+    """The caller asked the call to stop (Ctrl-C, an aborted agent)."""
+
+
+_CANCEL: threading.local = threading.local()
+
+
+def _check_cancel() -> None:
+    event = getattr(_CANCEL, "event", None)
+    if event is not None and event.is_set():
+        raise Cancelled()
 
 
 @dataclass
@@ -74,7 +88,24 @@ def _errno_name(code: int) -> str:
 # --- DNS and TCP ----------------------------------------------------------------
 
 
-def _resolve(target: WebhookTarget, netns: str | None, out: CallOutcome, clock: _Clock) -> str | None:
+def _lookup(netns: str | None, host: str, wait: float) -> tuple[bool, str | None]:
+    """(answered, address) of a DNS lookup given WAIT seconds.
+
+    getaddrinfo cannot be cancelled: it runs in a daemon thread that ends by
+    itself when the resolver gives up.
+    """
+    import threading
+
+    answer: list[str | None] = []
+    worker = threading.Thread(target=lambda: answer.append(sockets.resolve(netns, host)),
+                              name="netprobe-dns", daemon=True)
+    worker.start()
+    worker.join(wait)
+    return (True, answer[0]) if answer else (False, None)
+
+
+def _resolve(target: WebhookTarget, netns: str | None, out: CallOutcome, clock: _Clock,
+             timeouts: Timeouts) -> str | None:
     began = clock.elapsed()
     if target.resolve_ip:
         _phase(out, Phase.DNS, Status.OK, clock, began,
@@ -83,7 +114,16 @@ def _resolve(target: WebhookTarget, netns: str | None, out: CallOutcome, clock: 
     if _is_ip(target.host):
         _phase(out, Phase.DNS, Status.OK, clock, began, f"{target.host} is an address: no lookup")
         return target.host.strip("[]")
-    address = sockets.resolve(netns, target.host)
+    wait = target.timeout_seconds if timeouts.full else min(timeouts.dns_stall,
+                                                             target.timeout_seconds)
+    answered, address = _lookup(netns, target.host, wait)
+    if not answered:
+        out.failure, out.errno_name, out.early = Failure.DNS, "timeout", not timeouts.full
+        out.detail = f"dial tcp: lookup {target.host}: i/o timeout"
+        _phase(out, Phase.DNS, Status.TIMEOUT, clock, began,
+               f"no answer from the resolver for {target.host}"
+               + (" (early verdict)" if out.early else ""), "timeout")
+        return None
     if address is None:
         out.failure, out.errno_name = Failure.DNS, "ENOTFOUND"
         out.detail = f"dial tcp: lookup {target.host}: no such host"
@@ -105,6 +145,7 @@ def _connect(sock: socket.socket, address: str, target: WebhookTarget, timeouts:
     port = target.connect_port or target.port
     code = sockets.start_connect(sock, address, port)
     while code == errno.EINPROGRESS:
+        _check_cancel()
         remaining = limit - clock.elapsed()
         if remaining <= 0:
             return _tcp_stall(out, clock, began, early=False)
@@ -212,6 +253,7 @@ def _handshake(sock: socket.socket, target: WebhookTarget, timeouts: Timeouts,
                  incoming, outgoing)
     hello_sent: float | None = None
     while True:
+        _check_cancel()
         try:
             pipe.tls.do_handshake()
             pipe.flush()
@@ -313,6 +355,7 @@ def _exchange(pipe: _Pipe, target: WebhookTarget, timeouts: Timeouts, out: CallO
     chunks: list[bytes] = []
     response: list[int] = []
     while True:
+        _check_cancel()
         try:
             plain = pipe.tls.read(65536)
             answered = answered or bool(plain)
@@ -406,14 +449,17 @@ def _skip_rest(out: CallOutcome, clock: _Clock) -> None:
 
 
 def run(target: WebhookTarget, timeouts: Timeouts, netns: str | None = None,
-        on_bound: Callable[[socket.socket], None] | None = None) -> CallOutcome:
+        on_bound: Callable[[socket.socket], None] | None = None,
+        cancel: threading.Event | None = None) -> CallOutcome:
     """Replays the apiserver's call to TARGET from NETNS; returns what happened.
 
     ON_BOUND is called with the bound socket before the SYN (start a capture there).
-    Path failures are returned in the outcome, never raised.
+    Path failures are returned in the outcome, never raised. Setting CANCEL makes
+    the call raise `Cancelled` within a tick.
     """
+    _CANCEL.event = cancel
     clock, out = _Clock(), CallOutcome()
-    address = _resolve(target, netns, out, clock)
+    address = _resolve(target, netns, out, clock, timeouts)
     if address is not None:
         sock = sockets.open_socket(netns, address)
         try:
