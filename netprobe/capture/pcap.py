@@ -101,7 +101,7 @@ def walk(stream: BinaryIO, chunk_bytes: int, interfaces: list[Interface]) -> Ite
     big, nano = MAGICS[header[:4]]
     snaplen, linkword = struct.unpack_from(">II" if big else "<II", header, 16)
     linktype = linkword & LINKTYPE_MASK
-    interfaces.append(Interface(linktype=linktype))
+    interfaces.append(Interface(linktype=linktype, tsresol=1e-9 if nano else 1e-6))
     maxcap = max(snaplen, MAX_CAPLEN)
     carry = np.zeros(0, np.uint8)
     while True:

@@ -24,6 +24,9 @@ class Interface:
     """LINKTYPE_* value, FCS bits masked off."""
     name: str = ""
     """if_name option, or empty."""
+    tsresol: float = 1e-6
+    """Seconds per timestamp tick (pcap: 1e-6 or 1e-9; pcapng: `if_tsresol`), so a
+    writer can give the times back exactly."""
 
 
 @dataclass(frozen=True, slots=True)
