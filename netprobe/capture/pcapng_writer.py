@@ -165,6 +165,7 @@ class _Interfaces:
         self.out, self.sources, self.readers = out, sources, readers
         self.ids: dict[tuple[int, int, int], int] = {}
         self.names: list[str] = []
+        self.by_name: dict[tuple[str, int, int], int] = {}
         self.resolution: list[float] = []
 
     def id_for(self, packet: _Packet) -> int:
@@ -182,6 +183,11 @@ class _Interfaces:
             description = ""
         name = f"{source.vantage}/{local}" if source.vantage else local
         code = _tsresol_code(iface.tsresol)
+        same = self.by_name.get((name, iface.linktype, code))
+        if same is not None:  # one interface captured in two files (two replays from one node)
+            self.ids[key] = same
+            return same
+        self.by_name[(name, iface.linktype, code)] = len(self.names)
         self.out.write(interface_block(iface.linktype, name, description, code))
         self.ids[key] = len(self.names)
         self.names.append(name)
