@@ -366,19 +366,24 @@ def flow_comments(packets: Mapping[str, np.ndarray], flows: Mapping[str, np.ndar
 
 def _flow_evidence(packets: Mapping[str, np.ndarray], rows: list[int],
                    out: dict[int, list[str]]) -> None:
-    flags, retr = packets["flags"], packets["retransmission"]
+    flags = packets["flags"]
     client, hs, alert = packets["from_client"], packets["tls_hs"], packets["tls_alert"]
     ttl = packets["ttl"]
     server_ttls = {int(ttl[r]) for r in rows if not client[r] and not int(flags[r]) & 0x04}
-    syn_count = 0
+    ifindex = packets["ifindex"]
+    syns: dict[int, int] = {}  # interface index -> SYNs seen on it
     answered = False
     for row in rows:
         f = int(flags[row])
         if f & 0x12 == 0x02 and client[row]:
-            if retr[row]:
-                syn_count += 1
-                out[row].append(f"SYN retransmission {syn_count}" +
+            lane = int(ifindex[row])
+            count = syns[lane] = syns.get(lane, 0) + 1
+            if count > 1:
+                out[row].append(f"SYN retransmission {count - 1}" +
                                 ("" if answered else ": no SYN-ACK yet"))
+            elif len(syns) > 1:
+                out[row].append(f"the SYN on another interface (index {lane}): a copy of the "
+                                "same packet, not a retransmission")
         elif f & 0x12 == 0x12:
             answered = True
         elif f & 0x04 and not client[row]:

@@ -86,15 +86,27 @@ def load_trace(path: str | Path) -> list[SavedTrace]:
         raise errors.UsageError(f"reading {file}: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise errors.UsageError(f"reading {file}: {exc}") from None
-    saved = []
-    for result, raw in zip(results, data["results"]):
-        captures = []
-        for index, name in enumerate(result.captures):
-            capture = file.parent / name
-            if not capture.is_file():
-                raise errors.UsageError(f"reading {file}: capture {name} is missing "
-                                        f"(looked for {capture})")
-            node, role = _vantage(name, index, result)
-            captures.append(VantageCapture(capture, node, role))
-        saved.append(SavedTrace(result, tuple(captures), _ifnames(raw.get("interfaces"))))
-    return saved
+    return [_saved(result, file.parent, _ifnames(raw.get("interfaces")), str(file))
+            for result, raw in zip(results, data["results"])]
+
+
+def from_results(results: list[TraceResult]) -> list[SavedTrace]:
+    """SavedTraces of results fresh from `trace_webhooks` (their capture paths as they are).
+
+    Raises:
+        UsageError: a capture a result names is missing.
+    """
+    return [_saved(result, Path("."), {}, "the trace") for result in results]
+
+
+def _saved(result: TraceResult, base: Path, ifnames: dict[str, dict[int, str]],
+           origin: str) -> SavedTrace:
+    captures = []
+    for index, name in enumerate(result.captures):
+        capture = base / name
+        if not capture.is_file():
+            raise errors.UsageError(f"reading {origin}: capture {name} is missing "
+                                    f"(looked for {capture})")
+        node, role = _vantage(name, index, result)
+        captures.append(VantageCapture(capture, node, role))
+    return SavedTrace(result, tuple(captures), ifnames)
