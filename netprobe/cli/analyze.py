@@ -130,7 +130,7 @@ def _render_text(report: dict[str, Any], limit: int) -> None:
               show_default=True, help="Output format.")
 @click.option("--limit", type=int, default=50, show_default=True,
               help="Text output: flows shown per capture, suspicious first (0: all).")
-@click.option("--pcapng", "pcapng", type=click.Path(dir_okay=False),
+@click.option("--pcapng", "pcapng", type=click.Path(),
               help="Also write all FILEs into one pcapng for Wireshark: each flow whose verdict "
                    "is not ok carries its verdict and evidence as packet comments.")
 @click.pass_context

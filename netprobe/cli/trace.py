@@ -67,10 +67,10 @@ def _backend(netns_map: str | None, api_client: object, agent_namespace: str, im
 @click.option("--full", is_flag=True, help="Wait the apiserver's real timeouts.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
-@click.option("--pcapng", "pcapng_path", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--pcapng", "pcapng_path", type=click.Path(path_type=Path),
               help="Write every vantage point's capture into one pcapng for Wireshark, the "
                    "diagnosis in packet comments.")
-@click.option("--graph", "graph_path", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--graph", "graph_path", type=click.Path(path_type=Path),
               help="Write the hop graph: .png/.svg/.pdf drawn, .dot/.graphml/.json as data "
                    "(several endpoints: FILE-1.png, FILE-2.png...).")
 def webhook(name: str | None, namespace: str | None, snapshot_path: Path | None,
