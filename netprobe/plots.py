@@ -67,7 +67,7 @@ def ladder_diagram(packets: pd.DataFrame, result: TraceResult | None = None, *,
     later interface saw it. At most `max_packets` packets are drawn.
     """
     conn = packets[packets["conn"]] if "conn" in packets else packets.iloc[0:0]
-    lanes = _lane_titles(conn, result)
+    lanes = _lane_titles(conn, result) + _unseen_culprit(conn, result)
     groups = sorted((g.sort_values("time") for _, g in conn.groupby("instance")),
                     key=lambda g: float(g["time"].iloc[0]))[:max_packets]
     n_lanes = max(len(lanes), 1)
@@ -104,6 +104,17 @@ def _ladder_label(group: pd.DataFrame, kind: str, syn_count: int) -> str:
     return kind
 
 
+def _unseen_culprit(conn: pd.DataFrame, result: TraceResult | None) -> list[tuple[str, str, str]]:
+    """A column for the pod's veth when that is where the flow stopped, though nothing was seen there."""
+    culprit = result.culprit if result else None
+    if culprit is None or culprit.hop not in ("pod-veth", "host-socket"):
+        return []
+    if culprit.hop in set(conn["hop"]):
+        return []
+    label = next(h.label for h in result.hops if h.id == culprit.hop)  # type: ignore[union-attr]
+    return [(f"{culprit.node or '?'}/(never seen)", culprit.hop, label)]
+
+
 def _ladder_row(ax: Any, group: pd.DataFrame, y: int, label: str, colour: str,
                 n_lanes: int) -> None:
     outbound = bool(group["from_client"].iloc[0]) if group["icmp_type"].iloc[0] < 0 else False
@@ -129,7 +140,9 @@ def _ladder_frame(ax: Any, lanes: list[tuple[str, str, str]], rows: int,
     culprit = result.culprit.hop if result and result.culprit else ""
     for x, (where, hop, hop_label) in enumerate(lanes):
         bad = bool(hop) and hop == culprit
-        ax.axvline(x, color=CULPRIT_COLOUR if bad else "#999999", lw=2 if bad else 1, zorder=0)
+        ax.plot([x, x], [-0.75, rows + 0.3], color=CULPRIT_COLOUR if bad else "#999999",
+                lw=2 if bad else 1, zorder=0,
+                linestyle="--" if where.endswith("(never seen)") else "-")
         title = where.replace("/", "/\n", 1) + (f"\n({_wrap(hop_label, 26)})" if hop_label else "")
         ax.text(x, -1.0, title, ha="center", va="bottom", fontsize=8,
                 color=CULPRIT_COLOUR if bad else "black", weight="bold" if bad else "normal")

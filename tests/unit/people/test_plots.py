@@ -107,3 +107,11 @@ def test_hop_graph_files(tmp_path: Path) -> None:
         assert "webhook" in (tmp_path / f"g{suffix}").read_text()
     with pytest.raises(ValueError, match="unknown graph format"):
         plots.save_hop_graph(hops, tmp_path / "g.bmp")
+
+
+def test_ladder_shows_the_unseen_culprit_column() -> None:
+    trace = _trace("networkpolicy-drop")
+    figure = plots.ladder_diagram(analysis.read_trace(trace), trace.result)
+    assert any(t.startswith("worker-1/\n(never seen)") for t in _texts(figure))
+    crosses = [line for line in figure.axes[0].lines if line.get_marker() == "x"]
+    assert len(crosses) == 3  # every SYN stops after the worker's NIC
