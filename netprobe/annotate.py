@@ -45,7 +45,7 @@ def _span(seconds: float) -> str:
 
 
 def trace_summary(result: TraceResult) -> list[str]:
-    """Section comments: what was traced, the verdict, the culprit, the apiserver's words, the fix."""
+    """Section comments: what was traced, verdict, culprit, the apiserver's words, the fix."""
     verdict = result.verdict
     hops = {hop.id: hop for hop in result.hops}
     where = f" -> {result.endpoint}" if result.endpoint else ""
@@ -333,7 +333,8 @@ def trace_comments(result: TraceResult, table: pd.DataFrame) -> Comments:
     return comments
 
 
-def flow_comments(packets: Mapping[str, np.ndarray], flows: Mapping[str, np.ndarray]) -> dict[int, list[str]]:
+def flow_comments(packets: Mapping[str, np.ndarray],
+                  flows: Mapping[str, np.ndarray]) -> dict[int, list[str]]:
     """Comments for `netprobe analyze`: each flow whose verdict is not `ok` gets its verdict.
 
     `packets` and `flows` are the numpy tables of `netprobe.analysis.pipeline`.

@@ -105,7 +105,7 @@ def _ladder_label(group: pd.DataFrame, kind: str, syn_count: int) -> str:
 
 
 def _unseen_culprit(conn: pd.DataFrame, result: TraceResult | None) -> list[tuple[str, str, str]]:
-    """A column for the pod's veth when that is where the flow stopped, though nothing was seen there."""
+    """A column for the pod's veth when the flow stopped there, though nothing was seen there."""
     culprit = result.culprit if result else None
     if culprit is None or culprit.hop not in ("pod-veth", "host-socket"):
         return []
@@ -183,7 +183,8 @@ def _lane_key(packets: pd.DataFrame) -> tuple[Any, list[str]]:
 
 
 def _retransmitted(lane: pd.DataFrame) -> list[bool]:
-    """Per packet of one interface: a segment (stream, direction, seq, length, SYN/FIN) seen before."""
+    """Per packet of one interface: was this segment (stream, direction, seq, length, SYN/FIN)
+    seen before on it."""
     seen: set[tuple[int, ...]] = set()
     out = []
     for stream, client, seq, length, flags in zip(lane["stream"], lane["from_client"], lane["seq"],
@@ -280,7 +281,8 @@ def _hop_box(ax: Any, x: float, data: dict[str, Any]) -> Any:
         text += f"\n{data['interface']}"
     box = ax.text(x, 0, text, ha="center", va="center", fontsize=8,
                   weight="bold" if culprit else "normal",
-                  bbox=dict(boxstyle="round,pad=0.5", fc=STATUS_COLOURS.get(data.get("status"), "white"),
+                  bbox=dict(boxstyle="round,pad=0.5",
+                            fc=STATUS_COLOURS.get(data.get("status"), "white"),
                             ec=CULPRIT_COLOUR if culprit else "#555555", lw=3 if culprit else 1))
     if culprit:
         ax.text(x, 0.68, "CULPRIT", ha="center", color=CULPRIT_COLOUR, weight="bold", fontsize=10)

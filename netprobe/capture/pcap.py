@@ -83,7 +83,8 @@ def _batch(data: np.ndarray, offs: np.ndarray, head: np.ndarray, nano: bool,
         offset=offs + RECORD_HEADER_LEN,
         caplen=head[:, 2].astype(np.int64),
         origlen=head[:, 3].astype(np.int64),
-        time=head[:, 0].astype(np.float64) + head[:, 1].astype(np.float64) * (1e-9 if nano else 1e-6),
+        time=(head[:, 0].astype(np.float64)
+              + head[:, 1].astype(np.float64) * (1e-9 if nano else 1e-6)),
         interface=np.zeros(n, dtype=np.int32),
         linktype=np.full(n, linktype, dtype=np.int32),
     )

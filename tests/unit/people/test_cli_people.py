@@ -72,7 +72,7 @@ def test_trace_bad_output_paths_fail_before_the_trace(tmp_path: Path, option: st
 
 
 def test_trace_outputs_after_a_trace(tmp_path: Path) -> None:
-    """What `trace webhook --pcapng --graph` does with the results (the trace itself needs the lab)."""
+    """What `trace webhook --pcapng --graph` does with its results (the trace needs the lab)."""
     traces = analysis.load_trace(CAPTURES / "ok")
     results = [t.result.__class__(**{**t.result.__dict__,
                                      "captures": tuple(str(p) for p in t.paths)})
