@@ -121,3 +121,44 @@ def _trace_result(result: Any) -> dict[str, Any]:
         "captures": list(result.captures),
         "replay": replay_to_json(result.replay) if result.replay else None,
     }
+
+
+def trace_from_json(data: dict[str, Any]) -> list[Any]:
+    """Rebuilds the TraceResults of a `netprobe trace webhook -o json` document.
+
+    Raises:
+        ValueError: not a TraceReport of this schema, or a field is missing or
+            malformed (the message names it).
+    """
+    if data.get("schema") != SCHEMA_VERSION or data.get("kind") != "TraceReport":
+        raise ValueError(f"not a {SCHEMA_VERSION} TraceReport")
+    try:
+        return [_trace_result_from_json(item) for item in data["results"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed TraceReport: {type(exc).__name__}: {exc}") from None
+
+
+def _trace_result_from_json(data: dict[str, Any]) -> Any:
+    from netprobe.model import (ApiserverError, Culprit, Finding, Hop, HopStatus, Phase,
+                                Severity, TraceResult, Verdict)
+
+    verdict = dict(data["verdict"])
+    cls = verdict.pop("class")
+    culprit = verdict.pop("culprit", None)
+    phase = Phase(verdict.pop("phase")) if verdict.get("phase") else None
+    verdict.pop("phase", None)
+    message = data.get("apiserver_error")
+    hops = tuple(Hop(**dict(hop, status=HopStatus(hop["status"]), evidence=tuple(hop["evidence"])))
+                 for hop in data["hops"])
+    return TraceResult(
+        target=data["target"], configuration=data["configuration"], webhook=data["webhook"],
+        endpoint=data.get("endpoint"), verdict=Verdict(cls, phase, **verdict),
+        culprit=Culprit(**culprit) if culprit else None,
+        apiserver_error=ApiserverError(message, tuple(data.get("apiserver_error_alternatives", [])),
+                                       data.get("client_error") or "") if message else None,
+        hops=hops,
+        findings=tuple(Finding(**dict(f, severity=Severity(f["severity"])))
+                       for f in data.get("findings", [])),
+        captures=tuple(data.get("captures", [])),
+        replay=replay_from_json(data["replay"]) if data.get("replay") else None,
+        pod=data.get("pod"), node=data.get("node"))

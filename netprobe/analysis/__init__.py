@@ -25,7 +25,10 @@ from netprobe.analysis.counts import TOTALS_FIELDS
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TOTALS_FIELDS", "CaptureDamageWarning", "flows", "read", "totals", "verdicts"]
+from netprobe.analysis.saved import SavedTrace, VantageCapture, load_trace
+
+__all__ = ["TOTALS_FIELDS", "CaptureDamageWarning", "SavedTrace", "VantageCapture", "flows",
+           "load_trace", "read", "read_trace", "totals", "verdicts"]
 
 
 class CaptureDamageWarning(UserWarning):
@@ -172,3 +175,24 @@ def totals(source: str | Path | pd.DataFrame) -> dict[str, int]:
     if not hasattr(source, "columns"):
         raise errors.UsageError("totals: expected a path or a DataFrame from read()")
     return counts.count(_table(source))
+
+
+def read_trace(trace: SavedTrace) -> pd.DataFrame:
+    """Every capture of a saved trace in one table: the replayed call across vantage points.
+
+    Returns:
+        The `read()` columns of every capture plus `capture`, `row`, `node`,
+        `where` (`node/interface`), `hop`, `lane` (path order), `conn` (part
+        of the replayed connection, found by its ISN through NAT), `kind`
+        (SYN, SYN-ACK, RST, ClientHello...) and `instance` (one number for
+        the copies of a packet on several interfaces), sorted by time.
+
+    Raises:
+        CaptureFormatError: a capture cannot be read.
+    """
+    from netprobe import pathview
+
+    frames = [read(c.path) for c in trace.captures]
+    return pathview.path_packets(trace.result, frames, [c.node for c in trace.captures],
+                                 [c.role for c in trace.captures],
+                                 [trace.ifnames.get(c.node, {}) for c in trace.captures])

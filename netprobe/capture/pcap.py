@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from netprobe.capture.records import PAD, Batch, Damage, Interface, u32
+from netprobe.capture.records import PAD, Batch, Damage, Interface
 
 __all__ = ["MAGICS", "Damage", "walk"]
 
@@ -63,16 +63,28 @@ def _walk_records(buf: np.ndarray, size: int, big: bool) -> tuple[list[int], int
     return offsets, off
 
 
-def _batch(data: np.ndarray, offs: np.ndarray, big: bool, nano: bool, linktype: int) -> Batch:
-    sec = u32(data, offs, big).astype(np.float64)
-    frac = u32(data, offs + 4, big).astype(np.float64)
+def _headers(data: np.ndarray, offs: np.ndarray, big: bool) -> np.ndarray:
+    """The four header words (seconds, fraction, caplen, origlen) of each record, as uint32.
+
+    One 16-byte gather per record: the headers are scattered over the chunk,
+    so touching each once is about half the time of four separate gathers.
+    """
+    rows = np.lib.stride_tricks.as_strided(data, shape=(len(data) - RECORD_HEADER_LEN + 1,
+                                                        RECORD_HEADER_LEN), strides=(1, 1))
+    words = rows[offs].view(">u4" if big else "<u4")
+    return words.astype(np.uint32, copy=False)
+
+
+def _batch(data: np.ndarray, offs: np.ndarray, head: np.ndarray, nano: bool,
+           linktype: int) -> Batch:
     n = len(offs)
     return Batch(
         data=data,
         offset=offs + RECORD_HEADER_LEN,
-        caplen=u32(data, offs + 8, big).astype(np.int64),
-        origlen=u32(data, offs + 12, big).astype(np.int64),
-        time=sec + frac * (1e-9 if nano else 1e-6),
+        caplen=head[:, 2].astype(np.int64),
+        origlen=head[:, 3].astype(np.int64),
+        time=(head[:, 0].astype(np.float64)
+              + head[:, 1].astype(np.float64) * (1e-9 if nano else 1e-6)),
         interface=np.zeros(n, dtype=np.int32),
         linktype=np.full(n, linktype, dtype=np.int32),
     )
@@ -101,7 +113,7 @@ def walk(stream: BinaryIO, chunk_bytes: int, interfaces: list[Interface]) -> Ite
     big, nano = MAGICS[header[:4]]
     snaplen, linkword = struct.unpack_from(">II" if big else "<II", header, 16)
     linktype = linkword & LINKTYPE_MASK
-    interfaces.append(Interface(linktype=linktype))
+    interfaces.append(Interface(linktype=linktype, tsresol=1e-9 if nano else 1e-6))
     maxcap = max(snaplen, MAX_CAPLEN)
     carry = np.zeros(0, np.uint8)
     while True:
@@ -114,14 +126,15 @@ def walk(stream: BinaryIO, chunk_bytes: int, interfaces: list[Interface]) -> Ite
         if end + RECORD_HEADER_LEN <= size:  # the incomplete record's length counts too
             offsets.append(end)
         offs = np.asarray(offsets, dtype=np.int64)
-        caplen = u32(buf, offs + 8, big)
+        head = _headers(buf, offs, big)
+        caplen = head[:, 2]
         if end + RECORD_HEADER_LEN <= size:
-            offs = offs[:-1]
+            offs, head = offs[:-1], head[:-1]
         bad = np.flatnonzero(caplen > maxcap)
         if len(bad):  # everything from the first impossible record on is garbage
-            offs = offs[: bad[0]]
+            offs, head = offs[: bad[0]], head[: bad[0]]
         if len(offs):
-            yield _batch(buf[: size + PAD], offs, big, nano, linktype)
+            yield _batch(buf[: size + PAD], offs, head, nano, linktype)
         if len(bad):
             raise Damage(f"record of {int(caplen[bad[0]])} bytes exceeds the snap length {maxcap}")
         carry = buf[end:size].copy()

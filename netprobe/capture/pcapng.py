@@ -76,7 +76,7 @@ def _interface(block: bytes, section: _Section, interfaces: list[Interface]) -> 
     section.resol.append(resol)
     section.tsoffset.append(tsoffset)
     section.snaplen.append(snaplen)
-    interfaces.append(Interface(linktype=linktype, name=name))
+    interfaces.append(Interface(linktype=linktype, name=name, tsresol=resol))
 
 
 class _Walker:

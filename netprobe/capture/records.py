@@ -24,6 +24,9 @@ class Interface:
     """LINKTYPE_* value, FCS bits masked off."""
     name: str = ""
     """if_name option, or empty."""
+    tsresol: float = 1e-6
+    """Seconds per timestamp tick (pcap: 1e-6 or 1e-9; pcapng: `if_tsresol`), so a
+    writer can give the times back exactly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +74,16 @@ def _view(data: npt.NDArray[np.uint8], dtype: str, size: int) -> npt.NDArray[np.
 
 
 def u16be(data: npt.NDArray[np.uint8], pos: npt.NDArray[np.int64]) -> npt.NDArray[np.uint16]:
-    """Big-endian uint16 of `data` at each of `pos`."""
-    return _view(data, ">u2", 2)[pos].astype(np.uint16)
+    """Big-endian uint16 of `data` at each of `pos`.
+
+    Two byte gathers and a shift: about 2.5 times faster than gathering from an
+    unaligned byte-swapped view, and decoding calls this a few hundred times per
+    million packets.
+    """
+    out = data[pos].astype(np.uint16)
+    out <<= 8
+    out |= data[pos + 1]
+    return out
 
 
 def u32be(data: npt.NDArray[np.uint8], pos: npt.NDArray[np.int64]) -> npt.NDArray[np.uint32]:

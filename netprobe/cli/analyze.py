@@ -52,7 +52,8 @@ def _flow_rows(analysis: Any, limit: int) -> list[dict[str, Any]]:
     return [dict(zip(FLOW_FIELDS, row)) for row in zip(*columns)]
 
 
-def _analyse(path: str, limit: int) -> dict[str, Any]:
+def _analyse(path: str, limit: int, kept: list[Any] | None = None) -> dict[str, Any]:
+    """The report of one file; the analysis itself is appended to `kept` when given."""
     from netprobe.analysis import pipeline
 
     try:
@@ -64,6 +65,8 @@ def _analyse(path: str, limit: int) -> dict[str, Any]:
         raise
     except Exception as exc:  # a bug of ours: exit 3 with a message, never a traceback
         raise errors.NetprobeError(f"analysing {path}: internal error: {exc!r}") from exc
+    if kept is not None:
+        kept.append(result)
     warnings = list(result.capture.notes)
     if result.capture.damage:
         warnings.insert(0, result.capture.damage)
@@ -127,10 +130,20 @@ def _render_text(report: dict[str, Any], limit: int) -> None:
               show_default=True, help="Output format.")
 @click.option("--limit", type=int, default=50, show_default=True,
               help="Text output: flows shown per capture, suspicious first (0: all).")
+@click.option("--pcapng", "pcapng", type=click.Path(),
+              help="Also write all FILEs into one pcapng for Wireshark: each flow whose verdict "
+                   "is not ok carries its verdict and evidence as packet comments.")
 @click.pass_context
-def analyze(ctx: click.Context, files: tuple[str, ...], output: str, limit: int) -> None:
+def analyze(ctx: click.Context, files: tuple[str, ...], output: str, limit: int,
+            pcapng: str | None) -> None:
     """Diagnose webhook connections from capture FILEs (pcap/pcapng, gzip/zstd)."""
-    reports = [_analyse(path, limit if output == "text" else 0) for path in files]
+    kept: list[Any] | None = None
+    if pcapng:
+        from netprobe import export
+
+        export.check_writable(pcapng)  # before the work: a usage error, exit 2
+        kept = []
+    reports = [_analyse(path, limit if output == "text" else 0, kept) for path in files]
     if output == "json":
         click.echo(json.dumps({"version": JSON_VERSION, "captures": reports}, separators=(",", ":")))
     else:
@@ -140,4 +153,10 @@ def analyze(ctx: click.Context, files: tuple[str, ...], output: str, limit: int)
     for report in reports:
         for message in ([report["error"]] if report["error"] else []) + report["warnings"]:
             click.echo(f"netprobe: {'error' if report['error'] else 'warning'}: {message}", err=True)
+    if pcapng and kept:
+        from netprobe import export
+
+        written = export.analysis_pcapng(kept, pcapng)
+        click.echo(f"netprobe: wrote {pcapng}: {written.packets} packets, {written.comments} "
+                   f"comments, {len(written.interfaces)} interfaces", err=True)
     ctx.exit(_exit_code(reports))

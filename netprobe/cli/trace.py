@@ -6,13 +6,14 @@ Must not: decide anything (netprobe.trace does).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 import click
 
-from netprobe import settings, snapshot, trace as trace_mod, wire
+from netprobe import export, settings, snapshot, trace as trace_mod, wire
 from netprobe.cli import render
 
 
@@ -66,23 +67,36 @@ def _backend(netns_map: str | None, api_client: object, agent_namespace: str, im
 @click.option("--full", is_flag=True, help="Wait the apiserver's real timeouts.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
+@click.option("--pcapng", "pcapng_path", type=click.Path(path_type=Path),
+              help="Write every vantage point's capture into one pcapng for Wireshark, the "
+                   "diagnosis in packet comments.")
+@click.option("--graph", "graph_path", type=click.Path(path_type=Path),
+              help="Write the hop graph: .png/.svg/.pdf drawn, .dot/.graphml/.json as data "
+                   "(several endpoints: FILE-1.png, FILE-2.png...).")
 def webhook(name: str | None, namespace: str | None, snapshot_path: Path | None,
             kubeconfig: str | None, context: str | None, netns_map: str | None,
             agent_namespace: str, agent_image: str, apiserver_node: str | None,
-            pcap_dir: Path | None, full: bool, output: str) -> None:
+            pcap_dir: Path | None, full: bool, output: str, pcapng_path: Path | None,
+            graph_path: Path | None) -> None:
     """Trace webhook NAME (configuration, webhook or service name; all without NAME).
 
     Exit codes: 0 every call succeeded, 1 a failure was diagnosed, 2 usage
     error, 3 netprobe itself failed.
     """
+    export.check_outputs(pcapng_path, graph_path)  # before any work: exit 2 on a bad path
     objects, api_client = _objects(snapshot_path, kubeconfig, context)
     backend = _backend(netns_map, api_client, agent_namespace, agent_image)
-    options = trace_mod.TraceOptions(
-        timeouts=settings.timeouts_from_env(settings.Timeouts(full=full)), pcap_dir=pcap_dir,
-        apiserver_node=apiserver_node)
-    with render.progress(sys.stderr) as progress:
-        results = trace_mod.trace_webhooks(objects, backend, name=name, namespace=namespace,
-                                           options=options, progress=progress)
+    with export.capture_folder(pcap_dir, needed=pcapng_path is not None) as folder:
+        options = trace_mod.TraceOptions(
+            timeouts=settings.timeouts_from_env(settings.Timeouts(full=full)), pcap_dir=folder,
+            apiserver_node=apiserver_node)
+        with render.progress(sys.stderr) as progress:
+            results = trace_mod.trace_webhooks(objects, backend, name=name, namespace=namespace,
+                                               options=options, progress=progress)
+        for line in export.people_outputs(results, pcapng_path, graph_path):
+            click.echo(f"netprobe: {line}", err=True)
+        if folder is not pcap_dir:  # a scratch folder: do not report paths about to vanish
+            results = [dataclasses.replace(result, captures=()) for result in results]
     if output == "json":
         click.echo(json.dumps(wire.trace_to_json(results), indent=2))
     else:

@@ -115,6 +115,7 @@ def test_missing_tool_names_the_package(tmp_path: Path) -> None:
 def test_not_root_is_refused_clearly() -> None:
     from click.testing import CliRunner
 
+    import netprobe.cli.lab  # noqa: F401 - sub-commands load lazily: import it before dropping root
     from netprobe.cli import cli
 
     read, write = os.pipe()
