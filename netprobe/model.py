@@ -338,3 +338,5 @@ class TraceResult:
     replay: ReplayResult | None = None
     pod: str | None = None
     node: str | None = None
+    interfaces: dict[str, dict[str, str]] = field(default_factory=dict)
+    """node -> {ifindex: interface name} where its capture ran (names SLL2 interfaces)."""

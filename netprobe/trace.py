@@ -237,7 +237,9 @@ def _endpoint_result(path: WebhookPath, probe: _Probe, result: AgentResult, inde
         endpoint=f"{endpoint.ip}:{endpoint.port}" if endpoint else None, verdict=verdict,
         culprit=blame, apiserver_error=replay.apiserver_error, hops=tuple(path_hops),
         findings=findings, captures=captures, replay=replay,
-        pod=endpoint.pod if endpoint else None, node=node)
+        pod=endpoint.pod if endpoint else None, node=node,
+        interfaces={vantage: dict(result.interfaces),
+                    **({node: dict(worker_result.interfaces)} if node and worker_result else {})})
 
 
 def _node_ip(path: WebhookPath, endpoint: EndpointInfo) -> str | None:

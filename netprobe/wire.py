@@ -119,6 +119,7 @@ def _trace_result(result: Any) -> dict[str, Any]:
         "hops": _plain(result.hops),
         "findings": _plain(result.findings),
         "captures": list(result.captures),
+        "interfaces": {node: dict(names) for node, names in result.interfaces.items()},
         "replay": replay_to_json(result.replay) if result.replay else None,
     }
 
@@ -161,4 +162,6 @@ def _trace_result_from_json(data: dict[str, Any]) -> Any:
                        for f in data.get("findings", [])),
         captures=tuple(data.get("captures", [])),
         replay=replay_from_json(data["replay"]) if data.get("replay") else None,
-        pod=data.get("pod"), node=data.get("node"))
+        pod=data.get("pod"), node=data.get("node"),
+        interfaces={str(node): {str(k): str(v) for k, v in names.items()}
+                    for node, names in (data.get("interfaces") or {}).items()})

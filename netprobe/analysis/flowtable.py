@@ -21,7 +21,8 @@ Table = dict[str, npt.NDArray[np.generic]]
 MIN_REQUEST_BYTES = 32
 
 
-NEEDED = ("stream", "from_client", "flags", "time", "seglen", "retransmission", "tls_hs")
+NEEDED = ("stream", "from_client", "flags", "time", "seglen", "retransmission", "tls_hs",
+          "ifindex")
 
 
 def _first(stream: np.ndarray, mask: np.ndarray, values: np.ndarray, n: int, fill: float) -> np.ndarray:
@@ -48,6 +49,22 @@ def _last(stream: np.ndarray, mask: np.ndarray, values: np.ndarray, n: int, fill
 
 def _count(stream: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(stream[mask], minlength=n).astype(np.int64)
+
+
+def _per_interface_max(stream: np.ndarray, ifindex: np.ndarray, mask: np.ndarray,
+                       n: int) -> np.ndarray:
+    """Per stream, the most MASK packets seen on any one interface.
+
+    A capture on several interfaces (SLL2 `any`) sees one SYN once per interface it
+    crosses; only sends on the same interface are real retransmissions to a verdict.
+    """
+    out = np.zeros(n, np.int64)
+    if not mask.any():
+        return out
+    pairs = np.stack([stream[mask], ifindex[mask].astype(np.int64)], 1)
+    keys, counts = np.unique(pairs, axis=0, return_counts=True)
+    np.maximum.at(out, keys[:, 0], counts)
+    return out
 
 
 def build(packets: Table) -> Table:
@@ -77,6 +94,7 @@ def build(packets: Table) -> Table:
     f["server_bytes"] = np.bincount(st, np.where(~cl & data, p["seglen"], 0), n).astype(np.int64)
     f["syn"] = _count(st, syn & cl, n)
     f["syn_retransmissions"] = _count(st, syn & cl & retr, n)
+    f["syn_sends"] = _per_interface_max(st, p["ifindex"], syn & cl, n)
     f["synack"] = _count(st, synack & ~cl, n)
     f["data_retransmissions"] = _count(st, retr & ~(fl & SYN).astype(bool), n)
     f["handshake_rtt"] = _handshake_rtt(st, syn & cl, synack & ~cl, t, n)

@@ -90,7 +90,8 @@ def _no_syn(f: Table) -> Mask:
 
 def _unanswered_syn(f: Table, retried: bool) -> Mask:
     quiet = (f["syn"] > 0) & (f["synack"] == 0) & (f["rst_server"] == 0)
-    return quiet & ((f["syn_retransmissions"] > 0) == retried)
+    # Sends on one interface: copies of one SYN on other interfaces are not retries.
+    return quiet & ((f["syn_sends"] > 1) == retried)
 
 
 def _established(f: Table) -> Mask:
