@@ -108,11 +108,11 @@ def test_section_comment_holds_the_diagnosis(tmp_path: Path) -> None:
     assert "culprit: provider network" in info.stdout
 
 
-def test_interface_names_come_from_the_hops() -> None:
+def test_interface_names_come_from_the_agents() -> None:
     [trace] = analysis.load_trace(CAPTURES / "connection-refused")
     table = analysis.read_trace(trace)
     lanes = table.drop_duplicates("where").sort_values("lane")
-    assert lanes["where"].tolist() == ["control-plane-1/npeth0", "worker-1/npeth0", "worker-1/if4",
+    assert lanes["where"].tolist() == ["control-plane-1/npeth0", "worker-1/npeth0", "worker-1/npbr0",
                                        "worker-1/npv-8d7b5-x2x4q"]
     assert lanes["hop"].tolist() == ["cp-egress", "worker-ingress", "", "pod-veth"]
     assert table["conn"].all() and table["instance"].nunique() == 2
