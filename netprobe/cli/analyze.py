@@ -145,7 +145,9 @@ def analyze(ctx: click.Context, files: tuple[str, ...], output: str, limit: int,
         kept = []
     reports = [_analyse(path, limit if output == "text" else 0, kept) for path in files]
     if output == "json":
-        click.echo(json.dumps({"version": JSON_VERSION, "captures": reports}, separators=(",", ":")))
+        document = {"schema": "netprobe.io/v1", "kind": "AnalyzeReport", "version": JSON_VERSION,
+                    "captures": reports}
+        click.echo(json.dumps(document, separators=(",", ":")))
     else:
         for report in reports:
             if report["totals"] is not None:
