@@ -8,6 +8,7 @@ endpoints (scenario `fanout`) takes <= 1.5x tracing one (scenario `gke-port-443`
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from netprobe.lab import lifecycle, pki, scenarios, snapshot
+from netprobe.lab import lifecycle, scenarios
 
 GOAL, FANOUT_GOAL = 5.0, 1.5
 
@@ -29,12 +30,8 @@ def _command(snapshot_path: Path, netns_map: str) -> list[str]:
 def measure(name: str, runs: int, workdir: Path) -> float:
     state, _ = lifecycle.up(name)
     plan = lifecycle.plan_of(state)
-    pki_dir = state.directory / "pki"
-    listing = snapshot.build_list(plan, (pki_dir / pki.CA_BUNDLE).read_bytes(),
-                                  (pki_dir / pki.SIGNER_CA).read_bytes(), state.started)
-    import json
     path = workdir / f"{name}.json"
-    path.write_text(json.dumps(listing))
+    path.write_text(json.dumps(lifecycle.snapshot_list(state)))
     command = _command(path, lifecycle.netns_map(plan))
     times = []
     try:

@@ -137,13 +137,11 @@ def trace_lab_scenario(name: str, *, options: object | None = None,
     """
     from netprobe import trace
     from netprobe.backends.netns import NetnsBackend, parse_netns_map
-    from netprobe.lab import lifecycle, pki, snapshot as lab_snapshot
+    from netprobe.lab import lifecycle
 
     state, _ = lifecycle.up(name)
     plan = lifecycle.plan_of(state)
-    pki_dir = state.directory / "pki"
-    objects = lab_snapshot.build_list(plan, (pki_dir / pki.CA_BUNDLE).read_bytes(),
-                                      (pki_dir / pki.SIGNER_CA).read_bytes(), state.started)["items"]
+    objects = lifecycle.snapshot_list(state)["items"]
     backend = NetnsBackend(parse_netns_map(lifecycle.netns_map(plan)))
     return trace.trace_webhooks(objects, backend, name=webhook,
                                 options=options)  # type: ignore[arg-type]

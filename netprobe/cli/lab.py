@@ -13,7 +13,7 @@ import time
 import click
 import yaml
 
-from netprobe.lab import lifecycle, pki, scenarios, snapshot
+from netprobe.lab import lifecycle, scenarios
 
 _FORMATS = click.Choice(["yaml", "json"])
 
@@ -98,10 +98,7 @@ def status(output: str) -> None:
 @click.option("-o", "--output", type=_FORMATS, default="yaml", show_default=True)
 def snapshot_cmd(output: str) -> None:
     """Print the Kubernetes objects of the running scenario (a kubectl List)."""
-    state = _running()
-    pki_dir = state.directory / "pki"
-    objects = snapshot.build_list(lifecycle.plan_of(state), (pki_dir / pki.CA_BUNDLE).read_bytes(),
-                                  (pki_dir / pki.SIGNER_CA).read_bytes(), state.started)
+    objects = lifecycle.snapshot_list(_running())
     if output == "json":
         click.echo(json.dumps(objects, indent=2))
     else:

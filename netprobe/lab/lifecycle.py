@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netprobe import errors, system
-from netprobe.lab import netns, pki, scenarios, servers
+from netprobe.lab import netns, pki, scenarios, servers, snapshot
 from netprobe.lab.topology import VPC_NETNS, Plan
 
 READY_TIMEOUT = 15.0
@@ -145,3 +145,10 @@ def plan_of(state: LabState) -> Plan:
 def netns_map(plan: Plan) -> str:
     """Returns `NODE=NETNS,NODE=NETNS`, the form `--netns-map` takes."""
     return ",".join(f"{node.name}={node.netns}" for node in plan.nodes)
+
+
+def snapshot_list(state: LabState) -> dict:  # type: ignore[type-arg]
+    """The running scenario's Kubernetes objects (what `lab snapshot` prints)."""
+    pki_dir = state.directory / "pki"
+    return snapshot.build_list(plan_of(state), (pki_dir / pki.CA_BUNDLE).read_bytes(),
+                               (pki_dir / pki.SIGNER_CA).read_bytes(), state.started)
