@@ -278,3 +278,30 @@ def trace_webhooks(objects: list[dict[str, Any]], backend: AgentBackend, *,
         results += trace_path(discovery.resolve(objects, path), objects, backend, options,
                               progress)
     return results
+
+
+@dataclass(frozen=True)
+class StaticReport:
+    """The static checks of one webhook path, without agents or packets."""
+
+    configuration: str
+    webhook: str
+    target: str
+    findings: tuple
+
+
+def static_checks(objects: list[dict[str, Any]], *, name: str | None = None,
+                  namespace: str | None = None) -> list[StaticReport]:
+    """The findings of every selected webhook path (a support bundle, offline).
+
+    Raises:
+        UsageError: nothing matches.
+    """
+    nodes = discovery.nodes(objects)
+    reports = []
+    for path in discovery.select(discovery.webhook_paths(objects), name, namespace):
+        path = discovery.resolve(objects, path)
+        target = path.url or f"https://{path.host}:{path.service_port}{path.path}"
+        reports.append(StaticReport(path.configuration, path.webhook, target,
+                                    tuple(checks.run_checks(path, nodes, objects))))
+    return reports

@@ -165,3 +165,10 @@ def _trace_result_from_json(data: dict[str, Any]) -> Any:
         pod=data.get("pod"), node=data.get("node"),
         interfaces={str(node): {str(k): str(v) for k, v in names.items()}
                     for node, names in (data.get("interfaces") or {}).items()})
+
+
+def static_to_json(reports: list[Any]) -> dict[str, Any]:
+    """The `netprobe trace webhook --static -o json` document."""
+    return {"schema": SCHEMA_VERSION, "kind": "FindingsReport",
+            "results": [{"configuration": r.configuration, "webhook": r.webhook,
+                         "target": r.target, "findings": _plain(r.findings)} for r in reports]}

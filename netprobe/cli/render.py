@@ -146,3 +146,19 @@ class progress:  # noqa: N801 - used as a context manager function
     def __exit__(self, *exc: object) -> None:
         if self._status is not None:
             self._status.__exit__(*exc)
+
+
+def static_text(reports, stream: TextIO) -> None:  # type: ignore[no-untyped-def]
+    """Findings per webhook path, errors first."""
+    out = _console(stream)
+    for report in reports:
+        out.print(f"[bold]{escape(report.configuration)}[/] webhook {escape(report.webhook)}: "
+                  f"{escape(report.target)}")
+        if not report.findings:
+            out.print("  [green]no problem found without packets[/]")
+        for finding in report.findings:
+            colour = {"error": "red", "warning": "yellow"}.get(finding.severity.value, "dim")
+            out.print(f"  [{colour}]{finding.severity.value}[/] {finding.code}: "
+                      f"{escape(finding.message)}")
+            out.print(f"    [bold]fix:[/] {escape(finding.fix)}")
+        out.print("")

@@ -38,7 +38,8 @@ def _backend(netns_map: str | None, api_client: object, agent_namespace: str, im
         return NetnsBackend(parse_netns_map(netns_map))
     if api_client is None:
         raise click.UsageError("a --snapshot has no cluster to run agents in: give --netns-map "
-                               "NODE=NETNS,... (or trace a live cluster without --snapshot)")
+                               "NODE=NETNS,..., or --static for the checks that need no "
+                               "packets (or trace a live cluster without --snapshot)")
     from netprobe.k8s import agents
 
     problems = agents.preflight(api_client, agent_namespace)
@@ -46,6 +47,16 @@ def _backend(netns_map: str | None, api_client: object, agent_namespace: str, im
         from netprobe import errors
         raise errors.K8sForbidden("checking what agents need: " + "; ".join(problems))
     return agents.PodBackend(api_client, namespace=agent_namespace, image=image)
+
+
+def _static(objects: list, name: str | None, namespace: str | None, output: str) -> None:
+    reports = trace_mod.static_checks(objects, name=name, namespace=namespace)
+    if output == "json":
+        click.echo(json.dumps(wire.static_to_json(reports), indent=2))
+    else:
+        render.static_text(reports, sys.stdout)
+    errors_found = any(f.severity.value == "error" for r in reports for f in r.findings)
+    sys.exit(1 if errors_found else 0)
 
 
 @trace.command()
@@ -65,6 +76,8 @@ def _backend(netns_map: str | None, api_client: object, agent_namespace: str, im
 @click.option("--pcap-dir", type=click.Path(path_type=Path),
               help="Keep every vantage point's capture here.")
 @click.option("--full", is_flag=True, help="Wait the apiserver's real timeouts.")
+@click.option("--static", "static_only", is_flag=True,
+              help="Only the checks that need no packets: no agents, nothing sent.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.option("--pcapng", "pcapng_path", type=click.Path(path_type=Path),
@@ -76,15 +89,17 @@ def _backend(netns_map: str | None, api_client: object, agent_namespace: str, im
 def webhook(name: str | None, namespace: str | None, snapshot_path: Path | None,
             kubeconfig: str | None, context: str | None, netns_map: str | None,
             agent_namespace: str, agent_image: str, apiserver_node: str | None,
-            pcap_dir: Path | None, full: bool, output: str, pcapng_path: Path | None,
-            graph_path: Path | None) -> None:
+            pcap_dir: Path | None, full: bool, static_only: bool, output: str,
+            pcapng_path: Path | None, graph_path: Path | None) -> None:
     """Trace webhook NAME (configuration, webhook or service name; all without NAME).
 
-    Exit codes: 0 every call succeeded, 1 a failure was diagnosed, 2 usage
-    error, 3 netprobe itself failed.
+    Exit codes: 0 every call succeeded, 1 a failure was diagnosed (with --static:
+    an error finding), 2 usage error, 3 netprobe itself failed.
     """
     export.check_outputs(pcapng_path, graph_path)  # before any work: exit 2 on a bad path
     objects, api_client = _objects(snapshot_path, kubeconfig, context)
+    if static_only:
+        _static(objects, name, namespace, output)
     backend = _backend(netns_map, api_client, agent_namespace, agent_image)
     with export.capture_folder(pcap_dir, needed=pcapng_path is not None) as folder:
         options = trace_mod.TraceOptions(

@@ -55,3 +55,27 @@ def test_snapshot_without_agents_says_what_to_give(tmp_path: Path) -> None:
                        "metadata: {name: n}}\n")
     done = _run("trace", "webhook", "--snapshot", str(listing))
     assert done.returncode == 2 and "--netns-map" in done.stderr
+
+
+def test_static_checks_of_a_support_bundle(tmp_path: Path) -> None:
+    import json
+    import time
+
+    import yaml
+
+    from netprobe.lab import scenarios, snapshot
+
+    bundle = tmp_path / "bundle.yaml"
+    listing = snapshot.build_list(scenarios.get("no-endpoints").build(), b"ca", b"ca", time.time())
+    bundle.write_text(yaml.safe_dump(listing))
+    done = _run("trace", "webhook", "validating/cert-manager-webhook", "--snapshot", str(bundle),
+                "--static", "-o", "json")
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert report["kind"] == "FindingsReport"
+    codes = {f["code"] for f in report["results"][0]["findings"]}
+    assert {"endpoints-not-ready", "probe-port-mismatch"} <= codes
+    healthy = tmp_path / "ok.yaml"
+    healthy.write_text(yaml.safe_dump(snapshot.build_list(scenarios.get("ok").build(), b"ca",
+                                                          b"ca", time.time())))
+    assert _run("trace", "webhook", "--snapshot", str(healthy), "--static").returncode == 0
