@@ -8,10 +8,9 @@ process, interpreter start included), median of 5.
 from __future__ import annotations
 
 import argparse
-import statistics
-import subprocess
 import sys
-import time
+
+from timing import median_run  # bench/timing.py (the script's folder is on sys.path)
 
 from netprobe.lab import lifecycle, scenarios
 
@@ -30,17 +29,10 @@ def _command(plan, ca_bundle: str) -> list[str]:
 def measure(name: str, runs: int) -> float:
     state, _ = lifecycle.up(name)
     command = _command(lifecycle.plan_of(state), str(state.ca_bundle))
-    times = []
     try:
-        for _ in range(runs):
-            start = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True)
-            times.append(time.perf_counter() - start)
-            if done.returncode not in (0, 1):
-                raise SystemExit(f"{name}: replay failed: {done.stderr}")
+        return median_run(command, runs, f"{name}: replay")
     finally:
         lifecycle.down()
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import median_run  # bench/timing.py (the script's folder is on sys.path)
 
 from netprobe.lab import lifecycle, scenarios
 
@@ -33,17 +32,10 @@ def measure(name: str, runs: int, workdir: Path) -> float:
     path = workdir / f"{name}.json"
     path.write_text(json.dumps(lifecycle.snapshot_list(state)))
     command = _command(path, lifecycle.netns_map(plan))
-    times = []
     try:
-        for _ in range(runs):
-            start = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True)
-            times.append(time.perf_counter() - start)
-            if done.returncode not in (0, 1):
-                raise SystemExit(f"{name}: trace failed: {done.stderr}")
+        return median_run(command, runs, f"{name}: trace")
     finally:
         lifecycle.down()
-    return statistics.median(times)
 
 
 def main() -> None:
