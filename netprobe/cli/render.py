@@ -99,8 +99,10 @@ def trace_text(result, stream: TextIO) -> None:  # type: ignore[no-untyped-def]
         detail = f": {escape(hop.detail)}" if hop.detail else ""
         branch = tree.add(f"[{style}]{hop.status.value:<12}[/] {escape(hop.label)}{where}"
                           f"{detail}{mark}")
+        said = result.apiserver_error.message if result.apiserver_error else None
         for item in hop.evidence:
-            branch.add(f"[dim]{escape(item)}[/]")
+            if item != said:  # printed in full below the tree
+                branch.add(f"[dim]{escape(item)}[/]")
     out.print(tree)
     verdict = result.verdict
     colour = "green" if verdict.cls == "ok" else "red"
