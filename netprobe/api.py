@@ -16,7 +16,8 @@ from pathlib import Path
 
 from netprobe import apiserver, classify, errors, nsenter
 from netprobe.capture.tcpdump import TcpdumpCapture, flow_filter
-from netprobe.model import (Evidence, Failure, Phase, PhaseResult, ReplayResult, Status,
+from netprobe.model import (Evidence, Failure, PacketSummary, Phase, PhaseResult, ReplayResult,
+                            Status,
                             WebhookTarget)
 from netprobe.replay import call, sockets
 from netprobe.settings import Timeouts
@@ -65,14 +66,14 @@ def replay(target: WebhookTarget, *, netns: str | None = None, timeouts: Timeout
                        str(capture_path) if capture_path and sniffer else None)
 
 
-def _result(target: WebhookTarget, outcome: call.CallOutcome, summary: object, netns: str | None,
-            timeouts: Timeouts, capture: str | None) -> ReplayResult:
-    wire = summary.wire_destination if summary is not None else None  # type: ignore[attr-defined]
+def _result(target: WebhookTarget, outcome: call.CallOutcome, summary: PacketSummary | None,
+            netns: str | None, timeouts: Timeouts, capture: str | None) -> ReplayResult:
+    wire = summary.wire_destination if summary is not None else None
     on_link = sockets.on_link(netns, wire or outcome.dialed[0]) if outcome.dialed else None
     evidence = Evidence(
         failure=outcome.failure, stall=outcome.stall, early=outcome.early,
         errno_name=outcome.errno_name, detail=outcome.detail, certificate=outcome.certificate,
-        http=outcome.http, packets=summary, dialed=outcome.dialed,  # type: ignore[arg-type]
+        http=outcome.http, packets=summary, dialed=outcome.dialed,
         destination_on_link=on_link)
     verdict = classify.classify(evidence)
     message = None
@@ -84,7 +85,7 @@ def _result(target: WebhookTarget, outcome: call.CallOutcome, summary: object, n
                                     detail=outcome.detail)
     return ReplayResult(target=target, phases=tuple(outcome.phases), verdict=verdict,
                         apiserver_error=message, certificate=outcome.certificate,
-                        http=outcome.http, packets=summary,  # type: ignore[arg-type]
+                        http=outcome.http, packets=summary,
                         capture=capture, netns=netns, local_address=outcome.local,
                         dialed=outcome.dialed)
 

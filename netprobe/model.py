@@ -266,7 +266,6 @@ class ReplayResult:
     netns: str | None = None
     local_address: tuple[str, int] | None = None
     dialed: tuple[str, int] | None = None
-    warnings: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def succeeded(self) -> bool:
@@ -278,8 +277,6 @@ class HopStatus(str, enum.Enum):
 
     OK = "ok"
     """Seen and passed on (or, for the webhook, answered correctly)."""
-    SEEN = "seen"
-    """The SYN was seen here; nothing after it was."""
     NOT_SEEN = "not-seen"
     DROPPED = "dropped"
     """The flow stopped here: seen before, never after, no answer."""

@@ -27,7 +27,6 @@ _SYN, _ACK, _RST = 0x02, 0x10, 0x04
 class _Flow:
     """Mutable tally while reading; frozen into a PacketSummary at the end."""
 
-    local_ip: str | None
     local_port: int
     packets: int = 0
     syn_seqs: Counter[tuple[str, int]] = field(default_factory=Counter)
@@ -113,10 +112,10 @@ def _icmp(flow: _Flow, ip: Packet, packet: Packet, when: float) -> None:
     flow.icmp.append(IcmpInfo(str(ip.src), int(icmp.type), int(icmp.code), when))
 
 
-def summarize(path: Path, local_port: int, local_ip: str | None = None,
+def summarize(path: Path, local_port: int,
               interfaces: dict[int, str] | None = None) -> PacketSummary:
     """Returns what the capture at PATH shows about the flow from LOCAL_PORT."""
-    flow = _Flow(local_ip, local_port)
+    flow = _Flow(local_port)
     names = interfaces or {}
     with PcapReader(str(path)) as reader:
         for packet in reader:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 KIND_COLOURS = {"SYN": "#1f77b4", "SYN-ACK": "#2ca02c", "RST": "#d62728", "ClientHello": "#9467bd",
                 "ServerHello": "#9467bd", "FIN": "#7f7f7f", "ACK": "#b0b0b0"}
 ICMP_COLOUR, DATA_COLOUR = "#ff7f0e", "#555555"
-STATUS_COLOURS = {"ok": "#7cc47f", "seen": "#c5e1a5", "not-seen": "#d0d0d0", "dropped": "#ffb74d",
+STATUS_COLOURS = {"ok": "#7cc47f", "not-seen": "#d0d0d0", "dropped": "#ffb74d",
                   "refused": "#ef5350", "failed": "#ef5350", "unobservable": "#f2f2f2",
                   "skipped": "#ffffff"}
 CULPRIT_COLOUR = "#c62828"

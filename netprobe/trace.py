@@ -23,7 +23,7 @@ from netprobe import api, checks, classify, correlate, discovery, errors, hops, 
 from netprobe.agent.spec import AgentResult, AgentSpec
 from netprobe.backends import AgentBackend, AgentHandle
 from netprobe.discovery import EndpointInfo, NodeInfo, WebhookPath
-from netprobe.model import CallKind, ReplayResult, TraceResult, WebhookTarget
+from netprobe.model import TraceResult, WebhookTarget
 from netprobe.settings import Timeouts
 
 MANAGED_CONTROL_PLANE = "control-plane"
@@ -225,8 +225,7 @@ def _endpoint_result(path: WebhookPath, probe: _Probe, result: AgentResult, inde
         endpoint_ip=endpoint.ip if endpoint else None,
         endpoint_port=endpoint.port if endpoint else None, endpoint_node=node,
         pod=endpoint.pod if endpoint else None,
-        pod_in_node_netns=bool(endpoint and (endpoint.host_network or endpoint.ip == _node_ip(
-            path, endpoint))))
+        pod_in_node_netns=bool(endpoint and (endpoint.host_network or endpoint.ip == _node_ip(endpoint))))
     path_hops = hops.build_hops(facts, replay, cp, worker)
     blame = hops.culprit(path_hops, facts)
     verdict = classify.refine(replay.verdict, blame.hop if blame else None,
@@ -242,7 +241,7 @@ def _endpoint_result(path: WebhookPath, probe: _Probe, result: AgentResult, inde
                     **({node: dict(worker_result.interfaces)} if node and worker_result else {})})
 
 
-def _node_ip(path: WebhookPath, endpoint: EndpointInfo) -> str | None:
+def _node_ip(endpoint: EndpointInfo) -> str | None:
     pod = endpoint.pod_object or {}
     return pod.get("status", {}).get("hostIP")
 

@@ -53,6 +53,9 @@ class NetprobeGroup(click.Group):
             ctx.exit(130)
         except (click.exceptions.Exit, click.exceptions.ClickException, SystemExit):
             raise
+        except BrokenPipeError:  # `netprobe ... | head`: the reader left; say nothing more
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(141)
         except Exception as exc:  # a bug: one line, the traceback only on request
             if os.environ.get("NETPROBE_DEBUG"):
                 raise

@@ -78,7 +78,7 @@ def replay_text(result: ReplayResult, stream: TextIO) -> None:
         out.print(f"[bold]capture:[/] {escape(result.capture)}")
 
 
-_HOP_STYLE = {"ok": "green", "seen": "green", "not-seen": "dim", "dropped": "bold red",
+_HOP_STYLE = {"ok": "green", "not-seen": "dim", "dropped": "bold red",
               "refused": "bold red", "failed": "bold red", "unobservable": "yellow",
               "skipped": "dim"}
 

@@ -224,7 +224,7 @@ def _go_tls_error(exc: ssl.SSLError, first_bytes: bytes = b"") -> str:
     return f"tls: {exc.reason or exc}".lower()
 
 
-def _read_error(out: CallOutcome, sock: socket.socket, exc: OSError) -> str:
+def _read_error(out: CallOutcome, exc: OSError) -> str:
     local, remote = out.local or ("", 0), out.dialed or ("", 0)
     text = {errno.ECONNRESET: "connection reset by peer"}.get(exc.errno or 0, exc.strerror or "")
     return f"read tcp {local[0]}:{local[1]}->{remote[0]}:{remote[1]}: read: {text}"
@@ -271,7 +271,7 @@ def _handshake(sock: socket.socket, target: WebhookTarget, timeouts: Timeouts,
         try:
             got = pipe.pump(min(TICK, remaining))
         except OSError as exc:
-            return _tls_failed(out, clock, began, _read_error(out, sock, exc))
+            return _tls_failed(out, clock, began, _read_error(out, exc))
         if got is None:
             return _tls_failed(out, clock, began, "EOF")
         if not got and not timeouts.full and pipe.received == 0 and hello_sent is not None \
@@ -380,7 +380,7 @@ def _exchange(pipe: _Pipe, target: WebhookTarget, timeouts: Timeouts, out: CallO
         try:
             got = pipe.pump(min(TICK, remaining))
         except OSError as exc:
-            return _http_failed(out, clock, began, _read_error(out, pipe.sock, exc))
+            return _http_failed(out, clock, began, _read_error(out, exc))
         if got is False and not answered and not timeouts.full \
                 and clock.elapsed() - began >= timeouts.response_stall \
                 and sockets.tcp_info(pipe.sock).unacked == 0:
