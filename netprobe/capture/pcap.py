@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from netprobe import _native
 from netprobe.capture.records import PAD, Batch, Damage, Interface
 
 __all__ = ["MAGICS", "Damage", "walk"]
@@ -75,6 +76,25 @@ def _headers(data: np.ndarray, offs: np.ndarray, big: bool) -> np.ndarray:
     return words.astype(np.uint32, copy=False)
 
 
+def _records(buf: np.ndarray, size: int, big: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """Offsets and header words of the records in `buf[:size]`, and where the complete ones end.
+
+    When the last record is incomplete but its header is whole, it is included
+    (its length is checked too) and `end` is its offset.
+    """
+    native = _native.module("pcap")
+    if native is not None:
+        cap = size // RECORD_HEADER_LEN + 1
+        offs, head = np.empty(cap, np.int64), np.empty((cap, 4), np.uint32)
+        n, end = native.walk(buf, size, big, offs, head)
+        return offs[:n], head[:n], end
+    offsets, end = _walk_records(buf, size, big)
+    if end + RECORD_HEADER_LEN <= size:  # the incomplete record's length counts too
+        offsets.append(end)
+    offs = np.asarray(offsets, dtype=np.int64)
+    return offs, _headers(buf, offs, big), end
+
+
 def _batch(data: np.ndarray, offs: np.ndarray, head: np.ndarray, nano: bool,
            linktype: int) -> Batch:
     n = len(offs)
@@ -122,11 +142,7 @@ def walk(stream: BinaryIO, chunk_bytes: int, interfaces: list[Interface]) -> Ite
         got = _read_into(stream, memoryview(buf)[len(carry): len(carry) + chunk_bytes])
         size = len(carry) + got
         buf[size: size + PAD] = 0
-        offsets, end = _walk_records(buf, size, big)
-        if end + RECORD_HEADER_LEN <= size:  # the incomplete record's length counts too
-            offsets.append(end)
-        offs = np.asarray(offsets, dtype=np.int64)
-        head = _headers(buf, offs, big)
+        offs, head, end = _records(buf, size, big)
         caplen = head[:, 2]
         if end + RECORD_HEADER_LEN <= size:
             offs, head = offs[:-1], head[:-1]
