@@ -10,6 +10,7 @@ scapy or matplotlib on this path).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -32,13 +33,22 @@ FLOW_FIELDS = (
 NULL_IF_NEGATIVE = frozenset({"rst_ttl", "icmp_type", "icmp_code", "icmp_ttl", "alert_description"})
 
 
-def _flow_rows(analysis: Any, limit: int) -> list[dict[str, Any]]:
-    """Flows as JSON-ready dicts, suspicious first; only the first `limit` (0: all)."""
-    from netprobe.analysis import flow_records, rules
+JSON_ROWS_PER_PIECE = 4096  # flows rendered at a time: bounds memory on huge captures
+
+
+def _flow_order(analysis: Any, limit: int) -> np.ndarray:
+    """Flow rows, suspicious first then by stream; only the first `limit` (0: all)."""
+    from netprobe.analysis import rules
 
     f = analysis.flows
-    order = np.lexsort((f["stream"], rules.severity(f["verdict"])))[: limit or None]
-    rec = flow_records({k: v[order] for k, v in f.items()})
+    return np.lexsort((f["stream"], rules.severity(f["verdict"])))[: limit or None]
+
+
+def _flow_rows(analysis: Any, order: np.ndarray) -> list[dict[str, Any]]:
+    """The flows at rows `order` as JSON-ready dicts."""
+    from netprobe.analysis import flow_records
+
+    rec = flow_records({k: v[order] for k, v in analysis.flows.items()})
     columns = []
     for name in FLOW_FIELDS:
         values = rec[name]
@@ -52,15 +62,27 @@ def _flow_rows(analysis: Any, limit: int) -> list[dict[str, Any]]:
     return [dict(zip(FLOW_FIELDS, row)) for row in zip(*columns)]
 
 
-def _analyse(path: str, limit: int, kept: list[Any] | None = None) -> dict[str, Any]:
-    """The report of one file; the analysis itself is appended to `kept` when given."""
+def _flow_pieces(analysis: Any | None, limit: int) -> Iterator[list[dict[str, Any]]]:
+    """The flows of an analysis as JSON-ready dicts, a piece at a time, suspicious first."""
+    if analysis is None:
+        return
+    order = _flow_order(analysis, limit)
+    for lo in range(0, len(order), JSON_ROWS_PER_PIECE):
+        yield _flow_rows(analysis, order[lo: lo + JSON_ROWS_PER_PIECE])
+
+
+def _analyse(path: str, kept: list[Any] | None = None) -> tuple[dict[str, Any], Any | None]:
+    """The report of one file (without its flows) and the analysis behind it (None on error).
+
+    The analysis is also appended to `kept` when given.
+    """
     from netprobe.analysis import pipeline
 
     try:
         result = pipeline.analyse(path)
     except errors.CaptureFormatError as exc:
-        return {"path": path, "error": str(exc), "warnings": [], "totals": None, "flows": [],
-                "flow_count": 0, "failed": False, "damaged": False}
+        return {"path": path, "error": str(exc), "warnings": [], "totals": None,
+                "flow_count": 0, "failed": False, "damaged": False}, None
     except errors.NetprobeError:
         raise
     except Exception as exc:  # a bug of ours: exit 3 with a message, never a traceback
@@ -71,8 +93,21 @@ def _analyse(path: str, limit: int, kept: list[Any] | None = None) -> dict[str, 
     if result.capture.damage:
         warnings.insert(0, result.capture.damage)
     return {"path": path, "error": None, "warnings": warnings, "totals": result.totals,
-            "flows": _flow_rows(result, limit), "flow_count": len(result.flows["stream"]),
-            "failed": _failed(result), "damaged": bool(result.capture.damage)}
+            "flow_count": len(result.flows["stream"]), "failed": _failed(result),
+            "damaged": bool(result.capture.damage)}, result
+
+
+def _write_json_report(report: dict[str, Any], analysis: Any | None, first: bool) -> None:
+    """One element of `captures`, its flows written a piece at a time."""
+    head = {k: report[k] for k in ("path", "error", "warnings", "totals")}
+    text = json.dumps(head, separators=(",", ":"))[:-1] + ',"flows":['
+    click.echo(("" if first else ",") + text, nl=False)
+    sep = ""
+    for piece in _flow_pieces(analysis, 0):
+        click.echo(sep + json.dumps(piece, separators=(",", ":"))[1:-1], nl=False)
+        sep = ","
+    tail = {k: report[k] for k in ("flow_count", "failed", "damaged")}
+    click.echo("]," + json.dumps(tail, separators=(",", ":"))[1:], nl=False)
 
 
 def _failed(result: Any) -> bool:
@@ -91,7 +126,7 @@ def _fmt_rtt(value: float | None) -> str:
     return "" if value is None else f"{value * 1000:.1f}"
 
 
-def _render_text(report: dict[str, Any], limit: int) -> None:
+def _render_text(report: dict[str, Any], analysis: Any, limit: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -101,7 +136,7 @@ def _render_text(report: dict[str, Any], limit: int) -> None:
     console.print(f"[bold]{report['path']}[/bold]")
     totals = report["totals"]
     console.print("  " + "  ".join(f"{k}={v}" for k, v in totals.items()))
-    flows = report["flows"]
+    flows = [row for piece in _flow_pieces(analysis, limit) for row in piece]
     table = Table(show_edge=False, pad_edge=False)
     for col in ("stream", "client", "server", "verdict", "why", "SYN(retx)", "RST", "ICMP",
                 "hello C/S", "rtt ms", "data retx"):
@@ -143,15 +178,20 @@ def analyze(ctx: click.Context, files: tuple[str, ...], output: str, limit: int,
 
         export.check_writable(pcapng)  # before the work: a usage error, exit 2
         kept = []
-    reports = [_analyse(path, limit if output == "text" else 0, kept) for path in files]
+    reports = []
     if output == "json":
-        document = {"schema": "netprobe.io/v1", "kind": "AnalyzeReport", "version": JSON_VERSION,
-                    "captures": reports}
-        click.echo(json.dumps(document, separators=(",", ":")))
-    else:
-        for report in reports:
-            if report["totals"] is not None:
-                _render_text(report, limit)
+        click.echo('{"schema":"netprobe.io/v1","kind":"AnalyzeReport","version":%d,"captures":['
+                   % JSON_VERSION, nl=False)
+    for path in files:  # one capture in memory at a time (unless --pcapng keeps them)
+        report, analysis = _analyse(path, kept)
+        if output == "json":
+            _write_json_report(report, analysis, first=not reports)
+        elif analysis is not None:
+            _render_text(report, analysis, limit)
+        reports.append(report)
+        del analysis
+    if output == "json":
+        click.echo("]}")
     for report in reports:
         for message in ([report["error"]] if report["error"] else []) + report["warnings"]:
             click.echo(f"netprobe: {'error' if report['error'] else 'warning'}: {message}", err=True)
