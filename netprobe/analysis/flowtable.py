@@ -4,14 +4,19 @@ Owns: aggregating packets into flows (handshake, who reset, SYN and data
 retransmissions, ICMP errors quoting the flow, TLS hellos and alerts,
 handshake RTT, request/response timing). Numpy only: a capture of a
 million packets stays in numpy until the caller asks for a DataFrame.
+The per-stream aggregates have a compiled twin (`netprobe._native.flows`,
+used when built); `_aggregate` is the reference it must equal.
 Must not: decide verdicts (`netprobe.analysis.rules` does), read files.
 """
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
 import numpy.typing as npt
 
+from netprobe import _native
 from netprobe.analysis.tcp import ACK, FIN, RST, SYN, conversation_keys
 from netprobe.capture import decode
 
@@ -67,8 +72,69 @@ def _per_interface_max(stream: np.ndarray, ifindex: np.ndarray, mask: np.ndarray
     return out
 
 
-def build(packets: Table) -> Table:
-    """Return the flow table (columns of equal length, one row per TCP stream)."""
+# What the compiled aggregation reads, with the dtypes it reads them as (decode.CORE's).
+NATIVE_INPUTS: dict[str, type[np.generic]] = {
+    "from_client": np.bool_, "retransmission": np.bool_, "flags": np.uint16,
+    "time": np.float64, "seglen": np.int32, "tls_hs": np.int16, "tls_alert": np.int16,
+    "ifindex": np.int64, "ttl": np.int16, "src_hi": np.uint64, "src_lo": np.uint64,
+    "dst_hi": np.uint64, "dst_lo": np.uint64, "sport": np.int32, "dport": np.int32,
+    "ip": np.uint8,
+}
+# What it fills, in the column order of `_aggregate` (after `stream`).
+NATIVE_OUTPUTS: dict[str, type[np.generic]] = {
+    "client_hi": np.uint64, "client_lo": np.uint64, "client_port": np.int64,
+    "server_hi": np.uint64, "server_lo": np.uint64, "server_port": np.int64, "ip": np.int64,
+    "first_time": np.float64, "last_time": np.float64,
+    **dict.fromkeys(("packets", "client_bytes", "server_bytes", "syn", "syn_retransmissions",
+                     "syn_sends", "synack", "data_retransmissions"), np.int64),
+    "handshake_rtt": np.float64,
+    **dict.fromkeys(("rst_client", "rst_server", "rst_ttl"), np.int64),
+    "rst_time": np.float64, "fin_client": np.int64, "fin_server": np.int64,
+    "client_close_time": np.float64, "server_close_time": np.float64,
+    "client_hello": np.int64, "server_hello": np.int64,
+    "client_hello_time": np.float64, "server_hello_time": np.float64,
+    **dict.fromkeys(("tls_alerts", "alert_from_client", "alert_description"), np.int64),
+    "last_request_time": np.float64, "last_server_data_time": np.float64,
+}
+
+
+def build(packets: Table, native: bool | None = None) -> Table:
+    """Return the flow table (columns of equal length, one row per TCP stream).
+
+    `native`: None uses the compiled aggregation when it is built, False the
+    numpy reference, True the compiled one (RuntimeError when not available).
+    """
+    compiled = _compiled(native)
+    f = _aggregate(packets) if compiled is None else _aggregate_native(compiled, packets)
+    _icmp(f, packets, len(f["stream"]))
+    return f
+
+
+def _compiled(native: bool | None) -> ModuleType | None:
+    if native is False:
+        return None
+    compiled = _native.module("flows")
+    if compiled is None and native:
+        raise RuntimeError("netprobe._native.flows is not available (not built, or "
+                           "NETPROBE_NATIVE=0); build it with scripts/build_native.sh flows")
+    return compiled
+
+
+def _aggregate_native(compiled: ModuleType, packets: Table) -> Table:
+    """`_aggregate` by the compiled module: one pass over the packets in frame order."""
+    stream = packets["stream"]
+    if stream.dtype not in (np.int32, np.int64):
+        stream = stream.astype(np.int64)
+    n = max(int(stream.max()) + 1, 0) if len(stream) else 0
+    cols = {k: np.ascontiguousarray(packets[k], dtype=dt) for k, dt in NATIVE_INPUTS.items()}
+    cols["stream"] = np.ascontiguousarray(stream)
+    out = {k: np.empty(n, dt) for k, dt in NATIVE_OUTPUTS.items()}  # C writes every item
+    compiled.build(cols, out, MIN_REQUEST_BYTES)
+    return {"stream": np.arange(n), **out}
+
+
+def _aggregate(packets: Table) -> Table:
+    """The flow table without ICMP errors, in numpy (the reference of the compiled one)."""
     tcp = np.flatnonzero(packets["stream"] >= 0)
     order = np.argsort(packets["stream"][tcp], kind="stable")
     rows = tcp[order]
@@ -118,7 +184,6 @@ def build(packets: Table) -> Table:
     request = cl & (p["seglen"] >= MIN_REQUEST_BYTES) & (hs < 0) & ~retr
     f["last_request_time"] = _last(st, request, t, n, np.nan)
     f["last_server_data_time"] = _last(st, ~cl & data, t, n, np.nan)
-    _icmp(f, packets, n)
     return f
 
 
