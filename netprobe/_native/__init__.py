@@ -30,3 +30,21 @@ def module(name: str) -> ModuleType | None:
         return importlib.import_module(f"netprobe._native.{name}")
     except ImportError:
         return None
+
+
+def choose(name: str, native: bool | None) -> ModuleType | None:
+    """The compiled module for a caller's `native` argument.
+
+    None: the compiled module when it is available, else None (numpy).
+    False: None. True: the compiled module.
+
+    Raises:
+        RuntimeError: `native` is True and the module is switched off or not built.
+    """
+    if native is False:
+        return None
+    compiled = module(name)
+    if compiled is None and native:
+        raise RuntimeError(f"netprobe._native.{name} is not available (not built, or "
+                           f"NETPROBE_NATIVE=0); build it with scripts/build_native.sh {name}")
+    return compiled

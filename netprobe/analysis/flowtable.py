@@ -104,20 +104,10 @@ def build(packets: Table, native: bool | None = None) -> Table:
     `native`: None uses the compiled aggregation when it is built, False the
     numpy reference, True the compiled one (RuntimeError when not available).
     """
-    compiled = _compiled(native)
+    compiled = _native.choose("flows", native)
     f = _aggregate(packets) if compiled is None else _aggregate_native(compiled, packets)
     _icmp(f, packets, len(f["stream"]))
     return f
-
-
-def _compiled(native: bool | None) -> ModuleType | None:
-    if native is False:
-        return None
-    compiled = _native.module("flows")
-    if compiled is None and native:
-        raise RuntimeError("netprobe._native.flows is not available (not built, or "
-                           "NETPROBE_NATIVE=0); build it with scripts/build_native.sh flows")
-    return compiled
 
 
 def _aggregate_native(compiled: ModuleType, packets: Table) -> Table:
