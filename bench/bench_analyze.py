@@ -1,6 +1,6 @@
 """Benchmark `netprobe analyze` against tshark and a scapy loop (prints figures; not a test).
 
-Usage: PYTHONPATH=. python bench/bench_analyze.py [--packets 1000000] [--keep FILE]
+Usage: PYTHONPATH=. python bench/bench_analyze.py [--packets 1000000] [--keep FILE [--reuse]] [--runs 3]
 
 1. Writes a capture of realistic TCP traffic with numpy from per-connection
    byte templates (TLS connections, refusals, unanswered SYNs with
@@ -165,7 +165,7 @@ def _peer_next(steps: list[Step], j: int, from_client: bool) -> int:
     return best
 
 
-def measure(cmd: list[str]) -> tuple[float, float]:
+def measure(cmd: list[str], native: str = "1") -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one child process, from /usr/bin/time.
 
     /usr/bin/time forks the command from a small process, so the peak RSS is
@@ -174,7 +174,7 @@ def measure(cmd: list[str]) -> tuple[float, float]:
     """
     proc = subprocess.run(["/usr/bin/time", "-f", "%e %M", *cmd], stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True, check=False,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "NETPROBE_NATIVE": native})
     wall, rss_kb = proc.stderr.strip().splitlines()[-1].split()
     return float(wall), int(rss_kb) / 1024
 
@@ -196,24 +196,81 @@ print(n, syn, synack, rst, ch, sh)
 """
 
 
+STAGES = r"""
+import sys, time
+t0 = time.perf_counter()
+from netprobe.analysis import counts, load, pipeline
+from netprobe.capture import decode, formats
+marks = [("imports", time.perf_counter() - t0)]
+def stage(name, fn, *args):
+    t = time.perf_counter()
+    out = fn(*args)
+    marks.append((name, time.perf_counter() - t))
+    return out
+walk = dec = 0.0
+parts, reader = [], iter(formats.CaptureFile(sys.argv[1]))
+while True:  # as load.load does: decode each batch as it is read
+    t = time.perf_counter()
+    batch = next(reader, None)
+    walk += time.perf_counter() - t
+    if batch is None:
+        break
+    t = time.perf_counter()
+    parts.append(load._compact(decode.decode(batch), False))
+    dec += time.perf_counter() - t
+marks += [("read+walk", walk), ("decode", dec)]
+cols = stage("concatenate", load._concatenate, parts, False)
+packets = stage("tcp", pipeline.packet_table, cols)
+stage("flows+verdicts", pipeline.flow_table, packets)
+stage("totals", counts.count, packets)
+print(" ".join(f"{name}={secs:.3f}" for name, secs in marks))
+"""
+
+
+def stages(path: Path, runs: int) -> None:
+    """Seconds per stage (in one process, median of `runs`), compiled and numpy."""
+    for native in ("1", "0"):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "NETPROBE_NATIVE": native}
+        lines = [subprocess.run([sys.executable, "-c", STAGES, str(path)], env=env, text=True,
+                                capture_output=True, check=True).stdout.split() for _ in range(runs)]
+        names = [item.split("=")[0] for item in lines[0]]
+        medians = [float(np.median([float(line[i].split("=")[1]) for line in lines]))
+                   for i in range(len(names))]
+        label = "compiled" if native == "1" else "numpy (NETPROBE_NATIVE=0)"
+        print(f"stages, {label}: " + "  ".join(f"{n} {m:.3f}" for n, m in zip(names, medians))
+              + f"  (sum {sum(medians):.2f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--packets", type=int, default=1_000_000)
     parser.add_argument("--scapy-subset", type=int, default=20_000)
     parser.add_argument("--keep", type=Path, help="write the capture here and keep it")
     parser.add_argument("--skip-tshark", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="with --keep: reuse that file if it exists")
+    parser.add_argument("--runs", type=int, default=3, help="runs per netprobe figure (median)")
     args = parser.parse_args()
     tmp = tempfile.TemporaryDirectory()
     path = args.keep or Path(tmp.name) / "bench.pcap"
     t0 = time.perf_counter()
-    n = generate(path, args.packets)
-    print(f"generated {n} packets ({path.stat().st_size / 1e6:.0f} MB) in "
-          f"{time.perf_counter() - t0:.1f} s: {path}")
+    if args.reuse and path.exists():
+        from netprobe.analysis import totals
+
+        n = totals(path)["packets"]
+        print(f"reusing {path}: {n} packets ({path.stat().st_size / 1e6:.0f} MB)")
+    else:
+        n = generate(path, args.packets)
+        print(f"generated {n} packets ({path.stat().st_size / 1e6:.0f} MB) in "
+              f"{time.perf_counter() - t0:.1f} s: {path}")
     py = sys.executable
     rows = []
-    for label, extra in (("netprobe analyze (text)", []), ("netprobe analyze -o json", ["-o", "json"])):
-        wall, rss = measure([py, "-m", "netprobe", "analyze", *extra, str(path)])
-        rows.append((label, n, wall, rss, ""))
+    for label, extra, native in (("netprobe analyze (text)", [], "1"),
+                                 ("netprobe analyze -o json", ["-o", "json"], "1"),
+                                 ("netprobe analyze, numpy only", [], "0")):
+        runs = [measure([py, "-m", "netprobe", "analyze", *extra, str(path)], native)
+                for _ in range(args.runs)]
+        wall, rss = sorted(runs)[len(runs) // 2]
+        rows.append((label, n, wall, rss, f"median of {args.runs}"))
     if not args.skip_tshark:
         from tests.tshark_reference import FIELDS
         cmd = ["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "occurrence=a"]
@@ -229,6 +286,10 @@ def main() -> None:
         rate = count / wall
         shown = wall * n / count if count != n else wall
         print(f"{label:34} {n:>9} {shown:>8.2f} {rate:>11,.0f} {rss:>8.0f} {note}")
+    ours = rows[0][2]
+    for label, count, wall, _, _ in rows[3:]:
+        print(f"netprobe analyze is {wall * n / count / ours:,.0f}x {label.split()[0]}")
+    stages(path, args.runs)
 
 
 if __name__ == "__main__":
