@@ -19,15 +19,22 @@ a SYN reuses the ports with a new initial sequence number, and the
 Not modelled (rare, documented in docs/analyze.md): zero-window probes,
 fast retransmissions that would otherwise be out-of-order, the 1000
 unacked-segment cap.
+
+The numpy code here is the reference; `analyse` uses the compiled module
+`netprobe._native.tcp` (one serial pass in frame order) when it is built,
+which gives the same stream, direction and mark for every packet.
 Must not: read files or build DataFrames.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
+
+from netprobe import _native
 
 SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
 OOO_DEFAULT = 0.003  # seconds, Wireshark's threshold before an initial RTT is known
@@ -174,14 +181,13 @@ def _one_direction(
     useq = _unwrap(s, gs)
     nxt = useq + sl + synfin
     # exclusive running max of nextseq per stream, and when it was last raised
-    big = np.int64(1) << 40
-    shifted = nxt + g * big
-    run = np.maximum.accumulate(shifted)
+    offset = _stacking_offsets(nxt, gs)
+    run = np.maximum.accumulate(nxt + offset)
     prev = np.empty(n, np.int64)
     prev[0] = np.iinfo(np.int64).min
     prev[1:] = run[:-1]
     is_set = np.arange(n) > gs
-    prev_next = np.where(is_set, prev - g * big, 0)
+    prev_next = np.where(is_set, prev - offset, 0)
     raised = np.ones(n, bool)
     raised[1:] = run[1:] > run[:-1]
     setter = _last_where(raised, gs, inclusive=False)
@@ -195,6 +201,20 @@ def _one_direction(
     end = (s + sl) & 0xFFFFFFFF
     spurious = (sl > 0) & (rev_ack > 0) & ~_seq_lt(rev_ack, end)
     return candidate & ~keepalive & (spurious | (not_adv & ~ooo))
+
+
+def _stacking_offsets(v: Array, starts: Array) -> Array:
+    """Per row, an offset that moves each group's values above all earlier groups' values.
+
+    One running max over `v + offset` is then a running max per group, for
+    any values (a fixed stride per group would not hold unwrapped sequence
+    numbers that drift far from 2**32 over many packets).
+    """
+    head = starts == np.arange(len(v))
+    heads = np.flatnonzero(head)
+    lo = np.minimum.reduceat(v, heads)
+    span = np.maximum.reduceat(v, heads) - lo + 1
+    return (np.cumsum(span) - span - lo)[np.cumsum(head) - 1]
 
 
 def _reverse_last_ack(stream: Array, direction: np.ndarray, ack: Array) -> Array:
@@ -270,8 +290,42 @@ def _pieces(group: Array) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1], cuts[1:]))
 
 
-def analyse(cols: dict[str, np.ndarray]) -> TcpView:
-    """Streams, directions and retransmissions of the TCP packets in `cols`."""
+def analyse(cols: dict[str, np.ndarray], native: bool | None = None) -> TcpView:
+    """Streams, directions and retransmissions of the TCP packets in `cols`.
+
+    `native`: None uses the compiled module when it is available, False the
+    numpy code, True the compiled module (RuntimeError when it is not built or
+    NETPROBE_NATIVE=0). Both give the same result per packet; the numpy view
+    lists the packets by conversation, the compiled one in frame order.
+    """
+    compiled = _native.choose("tcp", native)
+    if compiled is not None:
+        return _analyse_compiled(compiled, cols)
+    return _analyse_numpy(cols)
+
+
+# the columns the compiled module reads, with the dtypes it expects
+NATIVE_COLUMNS = {
+    "tcp": np.bool_, "src_hi": np.uint64, "src_lo": np.uint64, "dst_hi": np.uint64,
+    "dst_lo": np.uint64, "sport": np.int32, "dport": np.int32, "flags": np.uint16,
+    "seq": np.uint32, "ack": np.uint32, "seglen": np.int32, "time": np.float64,
+}
+
+
+def _analyse_compiled(compiled: ModuleType, cols: dict[str, np.ndarray]) -> TcpView:
+    """`analyse` in one compiled pass over the packets (netprobe/_native/tcp.c)."""
+    arrays = {k: np.ascontiguousarray(cols[k], dtype=t) for k, t in NATIVE_COLUMNS.items()}
+    n = len(arrays["tcp"])
+    stream = np.full(n, -1, np.int64)
+    client = np.zeros(n, bool)
+    retrans = np.zeros(n, bool)
+    compiled.analyse(arrays, stream, client, retrans)
+    index = np.flatnonzero(arrays["tcp"])
+    return TcpView(index, stream[index], client[index], retrans[index])
+
+
+def _analyse_numpy(cols: dict[str, np.ndarray]) -> TcpView:
+    """The reference: sort by conversation, then per-stream scans."""
     index = np.flatnonzero(cols["tcp"])
     key, swap = _keys(cols, index)
     order = np.argsort(key, kind="stable")  # by conversation, then frame
