@@ -25,7 +25,18 @@ from netprobe.analysis.counts import TOTALS_FIELDS
 if TYPE_CHECKING:
     import pandas as pd
 
-from netprobe.analysis.saved import SavedTrace, VantageCapture, load_trace
+    from netprobe.analysis.saved import SavedTrace, VantageCapture, load_trace
+
+_SAVED = ("SavedTrace", "VantageCapture", "load_trace")
+
+
+def __getattr__(name: str) -> Any:
+    """Saved traces load on first use: `netprobe analyze` does not need the trace model."""
+    if name in _SAVED:
+        from netprobe.analysis import saved
+
+        return getattr(saved, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["TOTALS_FIELDS", "CaptureDamageWarning", "SavedTrace", "VantageCapture", "flows",
            "load_trace", "read", "read_trace", "totals", "verdicts"]
