@@ -6,6 +6,8 @@ routing, fragment, destination options and AH headers; jumbograms), TCP
 the flow they quote, and the first bytes of TLS records.
 Must not: keep per-packet Python objects; every step is numpy fancy
 indexing over offset arrays. Must not: decide about flows.
+Decoding without TCP options has a compiled twin (`netprobe._native.decode`,
+used when built); `_decode` is the reference it must equal.
 
 Columns follow Wireshark's meaning where one exists: `seglen` is
 `tcp.len` (from the IP length, not the captured length), `tls_hs` is the
@@ -17,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from netprobe import _native
 from netprobe.capture import linklayer
 from netprobe.capture.records import Batch, u16be, u32be, u64be
 
@@ -83,17 +86,46 @@ def empty(n: int, detail: bool) -> Columns:
     return {k: np.full(n, fill, dtype=dt) for k, (dt, fill) in spec.items()}
 
 
-def decode(batch: Batch, detail: bool = False) -> Columns:
+def decode(batch: Batch, detail: bool = False, native: bool | None = None) -> Columns:
     """Decode every packet of `batch` into columns (see `CORE`, `DETAIL`).
+
+    Args:
+        native: None: the compiled decoder when it is built, False: the numpy
+            code, True: the compiled decoder (RuntimeError when it is not
+            built). `detail` (TCP options) is always decoded by the numpy code.
 
     Returns:
         A dict of equal-length numpy arrays, one entry per packet.
     """
-    n = len(batch)
-    cols = empty(n, detail)
+    compiled = _native.choose("decode", native)
+    if compiled is not None and not detail:
+        cols = _start(batch, detail)
+        arrays = [np.ascontiguousarray(getattr(batch, name), dtype) for name, dtype in _INPUTS]
+        if compiled.decode(*arrays, cols):
+            return cols
+        # Declined: a record reaches past the data (never from the readers),
+        # where only the numpy code knows whether it raises.
+    return _decode(batch, detail)
+
+
+# The Batch fields the compiled decoder reads, in its argument order, with their dtypes.
+_INPUTS = (("data", np.uint8), ("offset", np.int64), ("caplen", np.int64),
+           ("origlen", np.int64), ("linktype", np.int32))
+
+
+def _start(batch: Batch, detail: bool) -> Columns:
+    """Absent columns with the fields every packet has (time, interface, frame_len)."""
+    cols = empty(len(batch), detail)
     cols["time"][:] = batch.time
     cols["interface"][:] = batch.interface
     cols["frame_len"][:] = np.minimum(batch.origlen, 2**31 - 1)
+    return cols
+
+
+def _decode(batch: Batch, detail: bool) -> Columns:
+    """The numpy decoder: the reference the compiled one matches."""
+    n = len(batch)
+    cols = _start(batch, detail)
     net = linklayer.locate(batch)
     cols["ifindex"][:] = net.ifindex
     cols["unknown_link"][:] = net.unknown
@@ -172,7 +204,7 @@ def _ipv6(data, idx, pos_all, end_all, rep_all, cols, l4, l4_len) -> None:  # ty
         cur[e] = c + size
     # A zero payload length without a jumbo option stays zero (Wireshark 4.0
     # then finds no room for a transport header).
-    cols["proto"][idx] = np.where(alive, nh, -1)
+    cols["proto"][idx] = np.where(alive, nh.astype(np.int16), -1)
     l4[idx] = np.where(alive & (cur <= end), cur, -1)
     l4_len[idx] = np.minimum(plen + 40, rep - pos) - (cur - pos)
 
@@ -204,7 +236,7 @@ def _tcp(data, idx, l4_all, len_all, end_all, cols, detail) -> None:  # type: ig
     if len(alert):  # description when the record is a plaintext alert, else 256
         pa = p[alert]
         plain = (u16be(data, pa + 3) == 2) & (have[alert] >= 7)
-        cols["tls_alert"][idx[alert]] = np.where(plain, data[pa + 6], 256)
+        cols["tls_alert"][idx[alert]] = np.where(plain, data[pa + 6].astype(np.int16), 256)
     if detail:
         _tcp_options(data, idx, o + 20, np.minimum(o + hlen, end), cols)
 

@@ -109,7 +109,7 @@ def _one_link(
         return np.where(o + 16 <= e, p, -1), _ethertype_to_version(et)
     if lt == SLL2:
         has = o + 20 <= e
-        ifindex[idx] = np.where(has, u32be(data, o + 4), -1)
+        ifindex[idx] = np.where(has, u32be(data, o + 4).astype(np.int64), -1)
         et, p = _vlan(data, u16be(data, o), o + 20, e)
         return np.where(has, p, -1), _ethertype_to_version(et)
     if lt in RAW:
