@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO
 
 import numpy as np
 
 from netprobe import _native
-from netprobe.capture.records import PAD, Batch, Damage, Interface
+from netprobe.capture.records import PAD, Batch, Damage, Interface, Reader, read_into
 
 __all__ = ["MAGICS", "Damage", "walk"]
 
@@ -34,7 +33,7 @@ MAX_CAPLEN = 262_144
 LINKTYPE_MASK = 0xFFFF
 
 
-def _read_exact(stream: BinaryIO, size: int) -> bytes:
+def _read_exact(stream: Reader, size: int) -> bytes:
     data = b""
     while len(data) < size:
         more = stream.read(size - len(data))
@@ -56,9 +55,10 @@ def _walk_records(buf: np.ndarray, size: int, big: bool) -> tuple[list[int], int
     append = offsets.append
     off = 0
     last = size - RECORD_HEADER_LEN
+    view = buf.data
     while off <= last:
         append(off)
-        off += RECORD_HEADER_LEN + unpack(buf, off + 8)[0]
+        off += RECORD_HEADER_LEN + unpack(view, off + 8)[0]
     if off > size:  # the last record is not complete in this chunk
         off = offsets.pop()
     return offsets, off
@@ -110,18 +110,7 @@ def _batch(data: np.ndarray, offs: np.ndarray, head: np.ndarray, nano: bool,
     )
 
 
-def _read_into(stream: BinaryIO, view: memoryview) -> int:
-    """Fill `view` from `stream` as far as it goes; return the bytes read."""
-    got = 0
-    while got < len(view):
-        n = stream.readinto(view[got:])  # type: ignore[attr-defined]
-        if not n:
-            break
-        got += n
-    return got
-
-
-def walk(stream: BinaryIO, chunk_bytes: int, interfaces: list[Interface]) -> Iterator[Batch]:
+def walk(stream: Reader, chunk_bytes: int, interfaces: list[Interface]) -> Iterator[Batch]:
     """Yield batches of the pcap file `stream`, appending its one interface.
 
     Raises:
@@ -139,7 +128,7 @@ def walk(stream: BinaryIO, chunk_bytes: int, interfaces: list[Interface]) -> Ite
     while True:
         buf = np.empty(len(carry) + chunk_bytes + PAD, np.uint8)
         buf[: len(carry)] = carry
-        got = _read_into(stream, memoryview(buf)[len(carry): len(carry) + chunk_bytes])
+        got = read_into(stream, buf.data[len(carry): len(carry) + chunk_bytes])
         size = len(carry) + got
         buf[size: size + PAD] = 0
         offs, head, end = _records(buf, size, big)

@@ -11,12 +11,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 import numpy as np
 
 from netprobe import _native
-from netprobe.capture.records import Batch, Damage, Interface, padded
+from netprobe.capture.records import PAD, Batch, Damage, Interface, Reader, read_into
 
 SHB_MAGIC = b"\x0a\x0d\x0d\x0a"
 SHB = 0x0A0D0D0A
@@ -89,15 +88,15 @@ class _Walker:
         self.section: _Section | None = None
         self.offsets: list[int] = []
         self.kinds: list[int] = []
-        self.pieces: list[tuple[np.ndarray, np.ndarray]] = []
-        """(offsets, kinds) found by the compiled scan, in file order."""
+        self.pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        """(offsets, kinds, block words) found by the compiled scan, in file order."""
         self.sections: list[_Section] = []
         self.native = _native.module("pcapng")
 
     @property
     def found(self) -> bool:
         """Packet blocks were recorded since the last batch."""
-        return bool(self.offsets) or any(len(o) for o, _ in self.pieces)
+        return bool(self.offsets) or any(len(o) for o, _, _ in self.pieces)
 
     def section_header(self, buf: bytes | memoryview, off: int) -> bool:
         """Start a section at `off`; return its byte order."""
@@ -164,9 +163,11 @@ class _Walker:
         assert native is not None
         cap = (end - off) // 12 + 1
         offsets, kinds = np.empty(cap, np.int64), np.empty(cap, np.int64)
-        n, stop = native.scan(buf, off, end, section.big, self._tag(section), offsets, kinds)
+        words = np.empty((cap, BLOCK_WORDS), np.int64)
+        n, stop = native.scan(buf, off, end, section.big, self._tag(section), offsets, kinds,
+                              words)
         if n:
-            self.pieces.append((offsets[:n], kinds[:n]))
+            self.pieces.append((offsets[:n], kinds[:n], words[:n]))
         return int(stop)
 
     def _tag(self, section: _Section | None) -> int:
@@ -177,11 +178,13 @@ class _Walker:
             self.sections.append(section)
         return (len(self.sections) - 1) << 8
 
-    def batch(self, buf: bytes | memoryview) -> Batch:
-        """Turn the packet blocks found in `buf` into a batch and reset."""
-        data = padded(buf)
-        offs = np.concatenate([np.asarray(self.offsets, np.int64), *(o for o, _ in self.pieces)])
-        tags = np.concatenate([np.asarray(self.kinds, np.int64), *(k for _, k in self.pieces)])
+    def batch(self, data: np.ndarray) -> Batch:
+        """Turn the packet blocks found into a batch over `data` (which ends with PAD
+        zero bytes) and reset."""
+        offs = np.concatenate([np.asarray(self.offsets, np.int64), *(p[0] for p in self.pieces)])
+        tags = np.concatenate([np.asarray(self.kinds, np.int64), *(p[1] for p in self.pieces)])
+        # the compiled scan read the block words; then it found every packet block
+        words = np.concatenate([p[2] for p in self.pieces]) if self.pieces else None
         kinds, sec_index = tags & 0xFF, tags >> 8
         n = len(offs)
         caplen = np.zeros(n, np.int64)
@@ -191,7 +194,8 @@ class _Walker:
         start = np.zeros(n, np.int64)
         for s, section in enumerate(self.sections):
             sel = np.flatnonzero(sec_index == s)
-            _fill(data, offs, kinds, sel, section, (caplen, origlen, time, iface, start))
+            w = _block_words(data, offs[sel], section.big) if words is None else words[sel]
+            _fill(data, offs, kinds, sel, w, section, (caplen, origlen, time, iface, start))
         linktypes = np.array([i.linktype for i in self.interfaces] or [0], dtype=np.int32)
         batch = Batch(data, start, caplen, origlen, time, iface, linktypes[iface])
         self.offsets, self.kinds, self.pieces = [], [], []
@@ -216,15 +220,18 @@ def _fill(
     offs: np.ndarray,
     kinds: np.ndarray,
     sel: np.ndarray,
+    words: np.ndarray,
     section: _Section,
     out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
 ) -> None:
-    """Fill the per-packet columns for the blocks `sel` of one section."""
+    """Fill the per-packet columns for the blocks `sel` of one section (`words`: theirs)."""
     caplen, origlen, time, iface, start = out
     big = section.big
     o = offs[sel]
     k = kinds[sel]
-    words = _block_words(data, o, big)
+    late = np.flatnonzero(o + BLOCK_WORDS * 4 > len(data) - PAD)
+    if len(late):  # a block shorter than its fixed fields ends the batch: read as zeros after
+        words[late] = _block_words(data, o[late], big)
     blen = words[:, 1]
     n_if = len(section.resol)
     epb, spb = k == EPB, k == SPB
@@ -256,27 +263,32 @@ def _fill(
     start[sel] = o + body
 
 
-def walk(stream: BinaryIO, chunk_bytes: int, interfaces: list[Interface]) -> Iterator[Batch]:
+def walk(stream: Reader, chunk_bytes: int, interfaces: list[Interface]) -> Iterator[Batch]:
     """Yield batches of the pcapng file `stream`, appending its interfaces.
 
     Raises:
         Damage: a truncated or impossible block, or a bad section header.
     """
     walker = _Walker(interfaces)
-    carry = b""
+    carry = np.zeros(0, np.uint8)
     while True:
-        data = stream.read(chunk_bytes)
-        buf = carry + data if carry else data
+        # read straight into a padded array: the batch needs no copy of the chunk
+        buf = np.empty(len(carry) + chunk_bytes + PAD, np.uint8)
+        buf[: len(carry)] = carry
+        got = read_into(stream, buf.data[len(carry): len(carry) + chunk_bytes])
+        size = len(carry) + got
+        buf[size: size + PAD] = 0
         try:
-            end = walker.walk(buf, 0)
+            end = walker.walk(buf.data[:size], 0)
         except Damage:
             if walker.found:
-                yield walker.batch(memoryview(buf))
+                yield walker.batch(buf[: size + PAD])
             raise
+        carry = buf[end:size].copy()
         if walker.found:
-            yield walker.batch(memoryview(buf)[:end])
-        carry = buf[end:]
-        if not data:
-            if carry:
+            buf[end: end + PAD] = 0  # the carry was copied out; the batch ends at `end`
+            yield walker.batch(buf[: end + PAD])
+        if not got:
+            if len(carry):
                 raise Damage(f"truncated block at the end of the file ({len(carry)} bytes)")
             return

@@ -7,6 +7,7 @@ and `Interface`. Must not: parse any container or protocol.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -57,6 +58,26 @@ def padded(chunk: bytes | memoryview) -> npt.NDArray[np.uint8]:
     out = np.zeros(len(chunk) + PAD, dtype=np.uint8)
     out[: len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
     return out
+
+
+class Reader(Protocol):
+    """The binary stream a container walker reads: a file, a decompressor, or both
+    behind the bytes already read to detect the format."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+
+def read_into(stream: Reader, view: memoryview) -> int:
+    """Fill `view` from `stream` as far as it goes; return the bytes read."""
+    got = 0
+    while got < len(view):
+        n = stream.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
 
 
 class Damage(Exception):
