@@ -14,8 +14,8 @@ SOURCES = sorted(Path("netprobe/_native").glob("*.c"))
 
 setup(
     ext_modules=[
-        Extension(f"netprobe._native.{src.stem}", [str(src)], depends=["netprobe/_native/buffers.h"],
-                  extra_compile_args=FLAGS, optional=True)
+        Extension(f"netprobe._native.{src.stem}", [str(src)],
+                  depends=["netprobe/_native/buffers.h"], extra_compile_args=FLAGS, optional=True)
         for src in SOURCES
     ]
 )

@@ -1,6 +1,7 @@
 """Benchmark `netprobe analyze` against tshark and a scapy loop (prints figures; not a test).
 
-Usage: PYTHONPATH=. python bench/bench_analyze.py [--packets 1000000] [--keep FILE [--reuse]] [--runs 3]
+Usage: PYTHONPATH=. python bench/bench_analyze.py [--packets 1000000] [--keep FILE [--reuse]]
+           [--runs 3]
 
 1. Writes a capture of realistic TCP traffic with numpy from per-connection
    byte templates (TLS connections, refusals, unanswered SYNs with
@@ -77,7 +78,8 @@ def _template(steps: list[Step]) -> tuple[bytes, list[int], list[Step]]:
         if not from_client:
             src, dst = dst, src
         ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, ip_len, 0, 0x4000, 64, 6, 0, src, dst)
-        tcp = struct.pack(">HHIIBBHHH", 40000 if from_client else 443, 443 if from_client else 40000,
+        sport, dport = (40000, 443) if from_client else (443, 40000)
+        tcp = struct.pack(">HHIIBBHHH", sport, dport,
                           0, 0, (tcp_len // 4) << 4, flags, 502, 0, 0) + opts
         frame = ETH + ip + tcp + payload
         offsets.append(pos)
@@ -96,7 +98,7 @@ def generate(path: Path, packets: int, seed: int = 1) -> int:
     recs_t, recs_src, recs_off, recs_len = [], [], [], []
     stores = []
     base = 0
-    for k, (name, (_, steps)) in enumerate(KINDS.items()):
+    for k, (_name, (_, steps)) in enumerate(KINDS.items()):
         blob, offs, steps = _template(steps)
         idx = np.flatnonzero(kinds == k)
         n = len(idx)
@@ -105,7 +107,7 @@ def generate(path: Path, packets: int, seed: int = 1) -> int:
         chost = (0x0A000000 + 2 + idx // 60000).astype(np.uint32)
         cisn = rng.integers(0, 2**32, n, dtype=np.uint64)
         sisn = rng.integers(0, 2**32, n, dtype=np.uint64)
-        for j, (dt, from_client, flags, payload, delta) in enumerate(steps):
+        for j, (dt, from_client, flags, _payload, delta) in enumerate(steps):
             o = offs[j] + 16
             t = start[idx] + dt
             store[:, offs[j]: offs[j] + 4] = np.floor(t).astype("<u4").view(np.uint8).reshape(n, 4)
@@ -149,8 +151,9 @@ def generate(path: Path, packets: int, seed: int = 1) -> int:
             for rows, o, ln, s in parts:
                 if not len(rows):
                     continue
-                dst = np.repeat(pos[rows] - np.concatenate(([0], np.cumsum(ln)[:-1])), ln) + np.arange(ln.sum())
-                srcpos = np.repeat(o - np.concatenate(([0], np.cumsum(ln)[:-1])), ln) + np.arange(ln.sum())
+                starts = np.concatenate(([0], np.cumsum(ln)[:-1]))
+                dst = np.repeat(pos[rows] - starts, ln) + np.arange(ln.sum())
+                srcpos = np.repeat(o - starts, ln) + np.arange(ln.sum())
                 buf[dst] = stores[s][srcpos]
             out.write(buf.tobytes())
     return len(order)
@@ -159,7 +162,7 @@ def generate(path: Path, packets: int, seed: int = 1) -> int:
 def _peer_next(steps: list[Step], j: int, from_client: bool) -> int:
     """What the sender of step j acknowledges: the peer's highest next seq so far."""
     best = 0
-    for dt, fc, flags, payload, delta in steps[:j]:
+    for _dt, fc, flags, payload, delta in steps[:j]:
         if fc != from_client:
             best = max(best, delta + len(payload) + (1 if flags & (S | 0x01) else 0))
     return best
@@ -232,12 +235,14 @@ def stages(path: Path, runs: int) -> None:
     for native in ("1", "0"):
         env = {**os.environ, "PYTHONPATH": str(ROOT), "NETPROBE_NATIVE": native}
         lines = [subprocess.run([sys.executable, "-c", STAGES, str(path)], env=env, text=True,
-                                capture_output=True, check=True).stdout.split() for _ in range(runs)]
+                                capture_output=True, check=True).stdout.split()
+                 for _ in range(runs)]
         names = [item.split("=")[0] for item in lines[0]]
         medians = [float(np.median([float(line[i].split("=")[1]) for line in lines]))
                    for i in range(len(names))]
         label = "compiled" if native == "1" else "numpy (NETPROBE_NATIVE=0)"
-        print(f"stages, {label}: " + "  ".join(f"{n} {m:.3f}" for n, m in zip(names, medians))
+        print(f"stages, {label}: "
+              + "  ".join(f"{n} {m:.3f}" for n, m in zip(names, medians, strict=True))
               + f"  (sum {sum(medians):.2f} s)")
 
 
@@ -247,7 +252,8 @@ def main() -> None:
     parser.add_argument("--scapy-subset", type=int, default=20_000)
     parser.add_argument("--keep", type=Path, help="write the capture here and keep it")
     parser.add_argument("--skip-tshark", action="store_true")
-    parser.add_argument("--reuse", action="store_true", help="with --keep: reuse that file if it exists")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --keep: reuse that file if it exists")
     parser.add_argument("--runs", type=int, default=3, help="runs per netprobe figure (median)")
     args = parser.parse_args()
     tmp = tempfile.TemporaryDirectory()

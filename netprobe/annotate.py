@@ -128,7 +128,7 @@ def _syn_comments(ctx: _Context, comments: Comments) -> None:
     syns = ctx.instances("SYN")
     answered = ctx.conn[ctx.conn["kind"] == "SYN-ACK"]
     answer_time = float(answered["time"].min()) if not answered.empty else float("inf")
-    previous = None
+    previous = 0.0  # the time of the last SYN, read from the second SYN on
     for k, sightings in enumerate(syns):
         first = sightings.sort_values("time").iloc[0]
         dst = f"{first['dst']}:{int(first['dport'])}"
@@ -353,7 +353,7 @@ def flow_comments(packets: Mapping[str, np.ndarray],
     stream = np.asarray(packets["stream"])
     rows = np.flatnonzero(np.isin(stream, flows["stream"][suspicious]))
     by_stream: dict[int, list[int]] = defaultdict(list)
-    for row, s in zip(rows.tolist(), stream[rows].tolist()):
+    for row, s in zip(rows.tolist(), stream[rows].tolist(), strict=True):
         by_stream[s].append(row)
     for index in suspicious.tolist():
         s = int(flows["stream"][index])

@@ -16,9 +16,16 @@ from pathlib import Path
 
 from netprobe import apiserver, classify, errors, nsenter
 from netprobe.capture.tcpdump import TcpdumpCapture, flow_filter
-from netprobe.model import (Evidence, Failure, PacketSummary, Phase, PhaseResult, ReplayResult,
-                            Status,
-                            WebhookTarget)
+from netprobe.model import (
+    Evidence,
+    Failure,
+    PacketSummary,
+    Phase,
+    PhaseResult,
+    ReplayResult,
+    Status,
+    WebhookTarget,
+)
 from netprobe.replay import call, sockets
 from netprobe.settings import Timeouts
 
@@ -43,7 +50,8 @@ def replay(target: WebhookTarget, *, netns: str | None = None, timeouts: Timeout
     with contextlib.ExitStack() as stack:
         path = capture_path
         if capture and path is None:
-            path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="netprobe-"))) / "replay.pcap"
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="netprobe-"))
+            path = Path(scratch) / "replay.pcap"
         sniffer: list[TcpdumpCapture] = []
 
         def start_capture(sock: socket.socket) -> None:

@@ -41,7 +41,8 @@ def _host_port(host: str, port: int) -> str:
 
 def _wrap(target: WebhookTarget, err: str) -> str:
     if target.kind is CallKind.CONVERSION:
-        return f'conversion webhook for {target.conversion_gvk} failed: Post "{call_url(target)}": {err}'
+        return (f'conversion webhook for {target.conversion_gvk} failed: '
+                f'Post "{call_url(target)}": {err}')
     return (f'failed calling webhook "{target.webhook_name}": failed to call webhook: '
             f'Post "{call_url(target)}": {err}')
 

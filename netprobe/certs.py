@@ -43,7 +43,7 @@ def load_ca_bundle(pem: bytes, source: str = "caBundle") -> list[x509.Certificat
 
 def _go_time(moment: dt.datetime) -> str:
     """Go's time.RFC3339 for a UTC time: 2026-11-21T22:15:49Z."""
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _sans(cert: x509.Certificate) -> tuple[list[str], list[str], bool]:
@@ -70,7 +70,7 @@ def _match_hostname(pattern: str, host: str) -> bool:
     if len(pattern_labels) != len(host_labels):
         return False
     return all(p == h or (i == 0 and p == "*") for i, (p, h) in
-               enumerate(zip(pattern_labels, host_labels)))
+               enumerate(zip(pattern_labels, host_labels, strict=True)))
 
 
 def hostname_error(cert: x509.Certificate, host: str) -> str | None:
@@ -84,7 +84,8 @@ def hostname_error(cert: x509.Certificate, host: str) -> str | None:
         if str(wanted_ip) in ips:
             return None
         if not ips:
-            return f"x509: cannot validate certificate for {host} because it doesn't contain any IP SANs"
+            return (f"x509: cannot validate certificate for {host} "
+                    "because it doesn't contain any IP SANs")
         return f"x509: certificate is valid for {', '.join(ips)}, not {host}"
     if any(_match_hostname(name, host) for name in dns):
         return None

@@ -26,7 +26,8 @@ def _svc(path: WebhookPath) -> str:
     return f"Service {path.service_namespace}/{path.service_name}"
 
 
-def timeout_masks(path: WebhookPath, nodes: dict[str, NodeInfo], objects: list[Obj]) -> Iterator[Finding]:
+def timeout_masks(path: WebhookPath, nodes: dict[str, NodeInfo],
+                  objects: list[Obj]) -> Iterator[Finding]:
     if path.timeout_seconds < 30:
         yield Finding(
             "timeout-masks-errors", Severity.INFO,
@@ -37,7 +38,8 @@ def timeout_masks(path: WebhookPath, nodes: dict[str, NodeInfo], objects: list[O
             f"webhook {path.webhook}")
 
 
-def missing_service(path: WebhookPath, nodes: dict[str, NodeInfo], objects: list[Obj]) -> Iterator[Finding]:
+def missing_service(path: WebhookPath, nodes: dict[str, NodeInfo],
+                    objects: list[Obj]) -> Iterator[Finding]:
     if path.url or path.service is not None:
         return
     yield Finding("service-not-found", Severity.ERROR,
@@ -45,14 +47,17 @@ def missing_service(path: WebhookPath, nodes: dict[str, NodeInfo], objects: list
                   "Fix clientConfig.service (name, namespace) or create the Service.", _svc(path))
 
 
-def missing_port(path: WebhookPath, nodes: dict[str, NodeInfo], objects: list[Obj]) -> Iterator[Finding]:
+def missing_port(path: WebhookPath, nodes: dict[str, NodeInfo],
+                 objects: list[Obj]) -> Iterator[Finding]:
     if path.service is not None and path.target_port is None:
         yield Finding("service-port-not-found", Severity.ERROR,
-                      f'no service port {path.service_port} found for service "{path.service_name}"',
+                      f'no service port {path.service_port} found for service '
+                      f'"{path.service_name}"',
                       "Make clientConfig.service.port match a port of the Service.", _svc(path))
 
 
-def unresolved_target(path: WebhookPath, nodes: dict[str, NodeInfo], objects: list[Obj]) -> Iterator[Finding]:
+def unresolved_target(path: WebhookPath, nodes: dict[str, NodeInfo],
+                      objects: list[Obj]) -> Iterator[Finding]:
     for endpoint in path.endpoints:
         if endpoint.port == 0:
             yield Finding("target-port-unresolved", Severity.ERROR,
@@ -62,7 +67,8 @@ def unresolved_target(path: WebhookPath, nodes: dict[str, NodeInfo], objects: li
                           _svc(path))
 
 
-def endpoints_ready(path: WebhookPath, nodes: dict[str, NodeInfo], objects: list[Obj]) -> Iterator[Finding]:
+def endpoints_ready(path: WebhookPath, nodes: dict[str, NodeInfo],
+                    objects: list[Obj]) -> Iterator[Finding]:
     if path.service is None or path.url or path.target_port is None:
         return
     if not path.endpoints:
@@ -98,15 +104,17 @@ def _probe_port(container: Obj) -> int | str | None:
     return action.get("port")
 
 
-def probe_vs_healthz(path: WebhookPath, nodes: dict[str, NodeInfo], objects: list[Obj]) -> Iterator[Finding]:
+def probe_vs_healthz(path: WebhookPath, nodes: dict[str, NodeInfo],
+                     objects: list[Obj]) -> Iterator[Finding]:
     seen = set()
     for endpoint in path.endpoints:
         pod = endpoint.pod_object or {}
         for container in pod.get("spec", {}).get("containers", []) or []:
             healthz, probe = _healthz_arg(container), _probe_port(container)
-            if healthz is None or probe is None or (pod.get("metadata", {}).get("name"), healthz) in seen:
+            pod_name = pod.get("metadata", {}).get("name")
+            if healthz is None or probe is None or (pod_name, healthz) in seen:
                 continue
-            seen.add((pod.get("metadata", {}).get("name"), healthz))
+            seen.add((pod_name, healthz))
             probe_number = probe if isinstance(probe, int) else _named_port(container, probe)
             if probe_number is not None and probe_number != healthz:
                 yield Finding(
@@ -124,7 +132,8 @@ def _named_port(container: Obj, name: str) -> int | None:
                  if p.get("name") == name), None)
 
 
-def provider_ports(path: WebhookPath, nodes: dict[str, NodeInfo], objects: list[Obj]) -> Iterator[Finding]:
+def provider_ports(path: WebhookPath, nodes: dict[str, NodeInfo],
+                   objects: list[Obj]) -> Iterator[Finding]:
     for endpoint in path.endpoints:
         node = nodes.get(endpoint.node or "")
         if node is None:
@@ -163,7 +172,8 @@ def _same_16(a: str, b: str) -> bool | None:
     return a.split(".")[:2] == b.split(".")[:2]
 
 
-def ca_bundle(path: WebhookPath, nodes: dict[str, NodeInfo], objects: list[Obj]) -> Iterator[Finding]:
+def ca_bundle(path: WebhookPath, nodes: dict[str, NodeInfo],
+              objects: list[Obj]) -> Iterator[Finding]:
     subject = path.configuration
     if not path.ca_bundle:
         yield Finding("empty-ca-bundle", Severity.ERROR,
@@ -195,7 +205,8 @@ def _ca_secret(path: WebhookPath, objects: list[Obj]) -> Obj | None:
                  and obj["metadata"].get("namespace") == namespace), None)
 
 
-def managed_control_plane(path: WebhookPath, nodes: dict[str, NodeInfo], objects: list[Obj]) -> Iterator[Finding]:
+def managed_control_plane(path: WebhookPath, nodes: dict[str, NodeInfo],
+                          objects: list[Obj]) -> Iterator[Finding]:
     if nodes and not any(node.control_plane for node in nodes.values()):
         providers = sorted({node.provider for node in nodes.values() if node.provider})
         yield Finding(

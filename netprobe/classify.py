@@ -170,7 +170,7 @@ def _is_kubelet(ev: Evidence) -> bool:
         return False
     return ("O=system:nodes" in cert.subject
             or any(name.endswith(".compute.internal") for name in cert.dns_names)
-            or (ev.dialed is not None and ev.dialed[1] == 10250 and cert.dns_names
+            or (ev.dialed is not None and ev.dialed[1] == 10250 and bool(cert.dns_names)
                 and not any(".svc" in name for name in cert.dns_names)))
 
 

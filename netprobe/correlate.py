@@ -88,10 +88,10 @@ def sight(frame: Any, ifnames: dict[str, str], key: FlowKey, *,
         syn_count=int(syn.groupby("ifindex").size().max()) if not syn.empty else 0,
         synack_interfaces=tuple(_order(synack, ifnames)),
         resets=tuple((n, str(src), int(ttl)) for n, src, ttl in
-                     zip(_names(resets, ifnames), resets["src"], resets["ttl"])),
+                     zip(_names(resets, ifnames), resets["src"], resets["ttl"], strict=True)),
         icmp=tuple((n, str(src), int(t), int(c)) for n, src, t, c in
                    zip(_names(quoted, ifnames), quoted["src"], quoted["icmp_type"],
-                       quoted["icmp_code"])),
+                       quoted["icmp_code"], strict=True)),
         destination=str(syn["dst"].iloc[0]) if not syn.empty else None,
         server_payload=server)
 

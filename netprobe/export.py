@@ -136,7 +136,7 @@ def write_hop_graphs(results: Sequence[Any], path: str | Path) -> list[Path]:
     from netprobe import errors, graph, plots
 
     written = []
-    for result, target in zip(results, graph_paths(path, len(results))):
+    for result, target in zip(results, graph_paths(path, len(results)), strict=True):
         hop_graph = graph.build_hop_graph(result.hops, result.culprit)
         try:
             written.append(plots.save_hop_graph(hop_graph, target))

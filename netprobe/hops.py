@@ -123,7 +123,8 @@ def _webhook_hop(facts: PathFacts, replay: ReplayResult, worker: Sighting) -> Ho
 def build_hops(facts: PathFacts, replay: ReplayResult, cp: Sighting,
                worker: Sighting) -> list[Hop]:
     """Every hop of the path, each with its status, in path order."""
-    apiserver = Hop("apiserver", f"apiserver ({'replayed on ' + facts.apiserver_node if facts.apiserver_node else 'replay'}"
+    replayed = "replayed on " + facts.apiserver_node if facts.apiserver_node else "replay"
+    apiserver = Hop("apiserver", f"apiserver ({replayed}"
                     f"{', managed control plane' if facts.managed else ''})", HopStatus.OK,
                     facts.apiserver_node, detail=f"POST {replay.target.url}")
     hops = [apiserver, service := _service_hop(facts, replay, cp)]

@@ -49,7 +49,7 @@ def flow_key(result: TraceResult, frames: Sequence[pd.DataFrame],
     if replay is None or not replay.local_address:
         return None
     port = int(replay.local_address[1])
-    for frame, role in zip(frames, roles):
+    for frame, role in zip(frames, roles, strict=True):
         if role != REPLAY or frame.empty:
             continue
         key = correlate.flow_key(frame, port)
@@ -80,7 +80,7 @@ def lanes(result: TraceResult, frames: Sequence[pd.DataFrame], roles: Sequence[s
     hops = {hop.id: hop for hop in result.hops}
     names: list[dict[int, str]] = []
     kinds: list[dict[int, str]] = []
-    for index, (frame, role) in enumerate(zip(frames, roles)):
+    for index, (frame, role) in enumerate(zip(frames, roles, strict=True)):
         named: dict[int, str] = {LOOPBACK_IFINDEX: "lo"}
         kind: dict[int, str] = {}
         order = [] if key is None or frame.empty else \

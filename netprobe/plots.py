@@ -9,6 +9,7 @@ Must not: decide anything (the tables come from `netprobe.pathview` /
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,7 +54,8 @@ def _lane_titles(packets: pd.DataFrame, result: TraceResult | None) -> list[tupl
     """(where, hop id, hop label) per lane, in lane order."""
     labels = {hop.id: hop.label for hop in result.hops} if result else {}
     lanes = packets.drop_duplicates("lane").sort_values("lane")
-    return [(str(w), str(h), labels.get(str(h), "")) for w, h in zip(lanes["where"], lanes["hop"])]
+    return [(str(w), str(h), labels.get(str(h), ""))
+            for w, h in zip(lanes["where"], lanes["hop"], strict=True)]
 
 
 def ladder_diagram(packets: pd.DataFrame, result: TraceResult | None = None, *,
@@ -125,7 +127,7 @@ def _ladder_row(ax: Any, group: pd.DataFrame, y: int, label: str, colour: str,
     if xs[0] != origin_edge or len(xs) == 1 and xs[0] == origin_edge and not outbound:
         ax.annotate("", xy=(xs[0], y), xytext=(xs[0] - 0.45 * step, y),
                     arrowprops=dict(style, linestyle="--", alpha=0.6))
-    for a, b in zip(xs, xs[1:]):
+    for a, b in itertools.pairwise(xs):
         ax.annotate("", xy=(b, y), xytext=(a, y), arrowprops=style)
     if xs[-1] != far_edge or (n_lanes == 1 and outbound):
         end = xs[-1] + 0.45 * step
@@ -188,7 +190,7 @@ def _retransmitted(lane: pd.DataFrame) -> list[bool]:
     seen: set[tuple[int, ...]] = set()
     out = []
     for stream, client, seq, length, flags in zip(lane["stream"], lane["from_client"], lane["seq"],
-                                                  lane["seglen"], lane["flags"]):
+                                                  lane["seglen"], lane["flags"], strict=True):
         key = (int(stream), int(client), int(seq), int(length), int(flags) & 0x03)
         out.append((int(length) > 0 or bool(int(flags) & 0x03)) and key in seen)
         seen.add(key)
@@ -225,7 +227,7 @@ def retransmission_timeline(packets: pd.DataFrame) -> Figure:
         ax.plot(t[syn & again], [y] * int((syn & again).sum()), "X", color="#d62728",
                 markersize=11)
         syn_times = t[syn]
-        for previous, now in zip(syn_times, syn_times[1:]):
+        for previous, now in itertools.pairwise(syn_times):
             ax.annotate(f"SYN again\n+{now - previous:.2f} s", (now, y), xytext=(0, 10),
                         textcoords="offset points", ha="center", fontsize=8)
         most = {"SYN": max(most["SYN"], int((syn & again).sum())),
@@ -282,7 +284,7 @@ def _hop_box(ax: Any, x: float, data: dict[str, Any]) -> Any:
     box = ax.text(x, 0, text, ha="center", va="center", fontsize=8,
                   weight="bold" if culprit else "normal",
                   bbox=dict(boxstyle="round,pad=0.5",
-                            fc=STATUS_COLOURS.get(data.get("status"), "white"),
+                            fc=STATUS_COLOURS.get(data.get("status", ""), "white"),
                             ec=CULPRIT_COLOUR if culprit else "#555555", lw=3 if culprit else 1))
     if culprit:
         ax.text(x, 0.68, "CULPRIT", ha="center", color=CULPRIT_COLOUR, weight="bold", fontsize=10)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from typing import Any
 
 from netprobe import errors
 
@@ -49,6 +50,7 @@ def timeouts_from_env(base: Timeouts | None = None) -> Timeouts:
         UsageError: a variable is not a positive number.
     """
     result = base or Timeouts()
+    overrides: dict[str, Any] = {}  # floats, for the float fields _ENV names
     for name, variable in _ENV.items():
         raw = os.environ.get(variable)
         if raw is None:
@@ -59,5 +61,5 @@ def timeouts_from_env(base: Timeouts | None = None) -> Timeouts:
             raise errors.UsageError(f"reading {variable}: {raw!r} is not a number") from None
         if value <= 0:
             raise errors.UsageError(f"reading {variable}: must be > 0, got {raw}")
-        result = replace(result, **{name: value})
-    return result
+        overrides[name] = value
+    return replace(result, **overrides) if overrides else result

@@ -45,7 +45,8 @@ def _load_text(text: str, source: str) -> list[dict[str, Any]]:
         else:
             documents = list(yaml.safe_load_all(text))
     except json.JSONDecodeError as exc:
-        raise errors.UsageError(f"reading snapshot {source}: line {exc.lineno}: {exc.msg}") from None
+        raise errors.UsageError(
+            f"reading snapshot {source}: line {exc.lineno}: {exc.msg}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

@@ -111,7 +111,8 @@ def _stop_all(handles: list[AgentHandle]) -> None:
 
 
 def _run_agents(backend: AgentBackend, replays: list[AgentSpec], captures: list[AgentSpec],
-                options: TraceOptions, progress: Progress) -> tuple[list[AgentResult], list[AgentResult]]:
+                options: TraceOptions,
+                progress: Progress) -> tuple[list[AgentResult], list[AgentResult]]:
     started: list[AgentHandle] = []
     try:
         capture_handles = []
@@ -225,7 +226,8 @@ def _endpoint_result(path: WebhookPath, probe: _Probe, result: AgentResult, inde
         endpoint_ip=endpoint.ip if endpoint else None,
         endpoint_port=endpoint.port if endpoint else None, endpoint_node=node,
         pod=endpoint.pod if endpoint else None,
-        pod_in_node_netns=bool(endpoint and (endpoint.host_network or endpoint.ip == _node_ip(endpoint))))
+        pod_in_node_netns=bool(endpoint and (endpoint.host_network
+                                             or endpoint.ip == _node_ip(endpoint))))
     path_hops = hops.build_hops(facts, replay, cp, worker)
     blame = hops.culprit(path_hops, facts)
     verdict = classify.refine(replay.verdict, blame.hop if blame else None,
@@ -253,7 +255,8 @@ def _service_missing(path: WebhookPath, target: WebhookTarget, findings: tuple) 
                            service_exists=False)
     path_hops = hops.build_hops(facts, replay, correlate.UNOBSERVED, correlate.UNOBSERVED)
     return TraceResult(target=target.url, configuration=path.configuration, webhook=path.webhook,
-                       endpoint=None, verdict=replay.verdict, culprit=hops.culprit(path_hops, facts),
+                       endpoint=None, verdict=replay.verdict,
+                       culprit=hops.culprit(path_hops, facts),
                        apiserver_error=replay.apiserver_error, hops=tuple(path_hops),
                        findings=findings, replay=replay)
 

@@ -59,9 +59,20 @@ def replay_from_json(data: dict[str, Any]) -> ReplayResult:
 
     The caBundle is not carried; certificate and packets come back as values.
     """
-    from netprobe.model import (ApiserverError, CallKind, CertificateInfo, HttpOutcome, IcmpInfo,
-                                PacketSummary, Phase, PhaseResult, RstInfo, Status, Verdict,
-                                WebhookTarget)
+    from netprobe.model import (
+        ApiserverError,
+        CallKind,
+        CertificateInfo,
+        HttpOutcome,
+        IcmpInfo,
+        PacketSummary,
+        Phase,
+        PhaseResult,
+        RstInfo,
+        Status,
+        Verdict,
+        WebhookTarget,
+    )
 
     target = dict(data["target"], kind=CallKind(data["target"]["kind"]))
     verdict = dict(data["verdict"])
@@ -140,8 +151,17 @@ def trace_from_json(data: dict[str, Any]) -> list[Any]:
 
 
 def _trace_result_from_json(data: dict[str, Any]) -> Any:
-    from netprobe.model import (ApiserverError, Culprit, Finding, Hop, HopStatus, Phase,
-                                Severity, TraceResult, Verdict)
+    from netprobe.model import (
+        ApiserverError,
+        Culprit,
+        Finding,
+        Hop,
+        HopStatus,
+        Phase,
+        Severity,
+        TraceResult,
+        Verdict,
+    )
 
     verdict = dict(data["verdict"])
     cls = verdict.pop("class")

@@ -13,7 +13,7 @@ import struct
 from collections.abc import Sequence
 from pathlib import Path
 
-from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, TCPerror
+from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import (
     ICMPv6DestUnreach,
     IPv6,
@@ -59,7 +59,8 @@ class Conn:
         s = mine if seq is None else seq
         tcp = TCP(sport=sport, dport=dport, flags=flags, seq=s, ack=theirs if "A" in flags else 0,
                   options=[("MSS", 1460), ("SAckOK", b""), ("Timestamp", (1, 0)),
-                           ("WScale", 7)] if "S" in flags else [("NOP", None), ("NOP", None), ("Timestamp", (2, 1))])
+                           ("WScale", 7)] if "S" in flags else
+                  [("NOP", None), ("NOP", None), ("Timestamp", (2, 1))])
         raw = bytes(self._ip(from_client, ttl) / tcp / payload)
         self.out.append((t, raw))
         if advance and seq is None:
@@ -204,7 +205,7 @@ def link(ip: bytes, linktype: int, vlans: Sequence[int] = (), ifindex: int = 7) 
     if linktype == 1:
         tags = b""
         tpids = [0x88A8] + [0x8100] * (len(vlans) - 1) if len(vlans) > 1 else [0x8100] * len(vlans)
-        for tpid, vid in zip(tpids, vlans):
+        for tpid, vid in zip(tpids, vlans, strict=True):
             tags += struct.pack(">HH", tpid, vid)
         return ETH_DST + ETH_SRC + tags + struct.pack(">H", et) + ip
     if linktype == 113:
@@ -267,6 +268,7 @@ def write_pcapng(path: Path, packets_per_iface: Sequence[tuple[int, int, Packets
         ticks = round(t * 10**resol)
         out.append(_block(6, struct.pack(e + "IIIII", i, ticks >> 32, ticks & 0xFFFFFFFF,
                                           len(frame), len(frame)) + frame
-                          + b"\0" * (-len(frame) % 4) + _option(1, b"pkt", e) + _option(0, b"", e), e))
+                          + b"\0" * (-len(frame) % 4) + _option(1, b"pkt", e)
+                          + _option(0, b"", e), e))
     path.write_bytes(b"".join(out))
     return path

@@ -48,7 +48,8 @@ def totals(path: Path, extra: tuple[str, ...] = ()) -> dict[str, int] | None:
     for line in proc.stdout.splitlines():
         cells = line.split("\t")
         cells += [""] * (len(FIELDS) - len(cells))
-        row = dict(zip(FIELDS, cells))
+        # padded above, but a value holding a tab makes more cells: the extra ones are ignored
+        row = dict(zip(FIELDS, cells, strict=False))
         layers = row["frame.protocols"].split(":")
         out["packets"] += 1
         if "3" in _values(row["icmp.type"]) or "1" in _values(row["icmpv6.type"]):

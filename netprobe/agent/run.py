@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import select
 import sys
-import threading
 import tempfile
+import threading
 import time
 from pathlib import Path
 

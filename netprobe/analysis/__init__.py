@@ -57,11 +57,11 @@ def addresses(hi: np.ndarray, lo: np.ndarray, version: np.ndarray) -> np.ndarray
     pairs = np.stack([hi.astype(np.uint64), lo.astype(np.uint64), version.astype(np.uint64)], 1)
     uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
     names = []
-    for h, l, v in uniq:
+    for high, low, v in uniq:
         if v == 4:
-            names.append(str(ipaddress.IPv4Address(int(l) & 0xFFFFFFFF)))
+            names.append(str(ipaddress.IPv4Address(int(low) & 0xFFFFFFFF)))
         elif v == 6:
-            names.append(str(ipaddress.IPv6Address((int(h) << 64) | int(l))))
+            names.append(str(ipaddress.IPv6Address((int(high) << 64) | int(low))))
         else:
             names.append("")
     return np.asarray(names, dtype=object)[inv.ravel()]
@@ -70,16 +70,21 @@ def addresses(hi: np.ndarray, lo: np.ndarray, version: np.ndarray) -> np.ndarray
 def split_addresses(names: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inverse of `addresses`: strings to (hi, lo, version) arrays."""
     uniq, inv = np.unique(np.asarray(names, dtype=str), return_inverse=True)
-    hi, lo, ver = [], [], []
+    hi: list[int] = []
+    lo: list[int] = []
+    ver: list[int] = []
     for name in uniq:
         if not name:
-            hi.append(0), lo.append(0), ver.append(0)
-            continue
-        a = ipaddress.ip_address(name)
-        if a.version == 4:
-            hi.append(0), lo.append(int(a) | 0xFFFF00000000), ver.append(4)
+            parts = (0, 0, 0)
         else:
-            hi.append(int(a) >> 64), lo.append(int(a) & (2**64 - 1)), ver.append(6)
+            a = ipaddress.ip_address(name)
+            if a.version == 4:
+                parts = (0, int(a) | 0xFFFF00000000, 4)
+            else:
+                parts = (int(a) >> 64, int(a) & (2**64 - 1), 6)
+        hi.append(parts[0])
+        lo.append(parts[1])
+        ver.append(parts[2])
     pick = inv.ravel()
     return (np.asarray(hi, np.uint64)[pick], np.asarray(lo, np.uint64)[pick],
             np.asarray(ver, np.uint8)[pick])

@@ -12,6 +12,7 @@ Must not: decide verdicts (`netprobe.analysis.rules` does), read files.
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +21,7 @@ from netprobe import _native
 from netprobe.analysis.tcp import ACK, FIN, RST, SYN, conversation_keys
 from netprobe.capture import decode
 
-Table = dict[str, npt.NDArray[np.generic]]
+Table = dict[str, npt.NDArray[Any]]  # columns of any dtype, used as numbers or strings
 # A client segment shorter than this after the TLS handshake is not a request
 # (a TLS 1.3 close_notify record is 24 bytes).
 MIN_REQUEST_BYTES = 32
@@ -30,7 +31,8 @@ NEEDED = ("stream", "from_client", "flags", "time", "seglen", "retransmission", 
           "ifindex")
 
 
-def _first(stream: np.ndarray, mask: np.ndarray, values: np.ndarray, n: int, fill: float) -> np.ndarray:
+def _first(stream: np.ndarray, mask: np.ndarray, values: np.ndarray, n: int,
+           fill: float) -> np.ndarray:
     """Per stream: `values` at the first row with `mask` (rows sorted by stream, frame)."""
     out = np.full(n, fill, dtype=np.result_type(values.dtype, np.asarray(fill).dtype))
     s = stream[mask]
@@ -41,7 +43,8 @@ def _first(stream: np.ndarray, mask: np.ndarray, values: np.ndarray, n: int, fil
     return out
 
 
-def _last(stream: np.ndarray, mask: np.ndarray, values: np.ndarray, n: int, fill: float) -> np.ndarray:
+def _last(stream: np.ndarray, mask: np.ndarray, values: np.ndarray, n: int,
+          fill: float) -> np.ndarray:
     """Per stream: `values` at the last row with `mask` (rows sorted by stream, frame)."""
     out = np.full(n, fill, dtype=np.result_type(values.dtype, np.asarray(fill).dtype))
     s = stream[mask]
@@ -198,7 +201,8 @@ def _endpoints(f: Table, packets: Table, p: Table, st: np.ndarray, cl: np.ndarra
     f["ip"] = f["ip"].astype(np.int64)
 
 
-def _handshake_rtt(st: np.ndarray, syn: np.ndarray, synack: np.ndarray, t: np.ndarray, n: int) -> np.ndarray:
+def _handshake_rtt(st: np.ndarray, syn: np.ndarray, synack: np.ndarray, t: np.ndarray,
+                   n: int) -> np.ndarray:
     """Seconds from the last client SYN before the first SYN/ACK to that SYN/ACK."""
     sa_time = _first(st, synack, t, n, np.nan)
     before = syn & (t <= sa_time[st])
@@ -238,7 +242,7 @@ def _icmp(f: Table, packets: Table, n: int) -> None:
     )
     order = np.lexsort((f["first_time"], fkey))
     keys, starts = fkey[order], f["first_time"][order]
-    for row, key in zip(err, qkey):
+    for row, key in zip(err, qkey, strict=True):
         lo, hi = np.searchsorted(keys, key, "left"), np.searchsorted(keys, key, "right")
         if lo == hi:
             continue

@@ -88,7 +88,7 @@ def _concatenate(parts: list[decode.Columns], detail: bool) -> decode.Columns:
         parts = [_compact(decode.empty(0, detail), detail)]
     base = np.cumsum([0] + [len(p["time"]) for p in parts[:-1]])
     if not detail:
-        for p, b in zip(parts, base):
+        for p, b in zip(parts, base, strict=True):
             p["quoted.row"] = p["quoted.row"] + b
     cols = {}
     for name in list(parts[0]):

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from netprobe.analysis import flowtable
-from netprobe.analysis import counts, rules, tcp
+from netprobe.analysis import counts, flowtable, rules, tcp
 from netprobe.analysis.load import Capture, load
 from netprobe.capture import decode
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-Table = dict[str, npt.NDArray[np.generic]]
+Table = dict[str, npt.NDArray[Any]]  # columns of any dtype, used as numbers or strings
 Mask = npt.NDArray[np.bool_]
 
 OK = "ok"
@@ -55,7 +56,8 @@ def _nan_gt(a: np.ndarray, b: np.ndarray) -> Mask:
 def _icmp(f: Table, port_unreachable: bool) -> Mask:
     proto, kind, code = f["icmp_proto"], f["icmp_type"], f["icmp_code"]
     unreach = ((proto == 1) & np.isin(kind, (3, 11))) | ((proto == 58) & np.isin(kind, (1, 3)))
-    unreach &= ~((proto == 1) & (kind == 3) & (code == 4))  # fragmentation needed: PMTU, not a failure
+    # fragmentation needed: PMTU, not a failure
+    unreach &= ~((proto == 1) & (kind == 3) & (code == 4))
     port = np.zeros(len(proto), bool)
     for pr, ty, co in ICMP_PORT_UNREACHABLE:
         port |= (proto == pr) & (kind == ty) & (code == co)
@@ -66,7 +68,8 @@ def _icmp(f: Table, port_unreachable: bool) -> Mask:
 def _tls_stalled(f: Table) -> Mask:
     """ClientHello sent, no ServerHello, and the client gave up or 10 s passed."""
     waiting = (f["client_hello"] > 0) & (f["server_hello"] == 0)
-    gave_up = np.isfinite(f["client_close_time"]) & ~_nan_gt(f["client_hello_time"], f["client_close_time"])
+    gave_up = (np.isfinite(f["client_close_time"])
+               & ~_nan_gt(f["client_hello_time"], f["client_close_time"]))
     long = (f["last_time"] - f["client_hello_time"]) >= TIMEOUT
     return waiting & (gave_up | long) & ~(np.isfinite(f["server_close_time"]) & ~gave_up)
 
@@ -118,7 +121,8 @@ RULES: tuple[Rule, ...] = (
     Rule("x509-unknown-authority", "TLS alert unknown_ca", lambda f: _alert(f, ALERT_UNKNOWN_CA)),
     Rule("x509-expired", "TLS alert certificate_expired", lambda f: _alert(f, ALERT_CERT_EXPIRED)),
     Rule("unknown", "TLS alert", lambda f: f["tls_alerts"] > 0),
-    Rule("response-timeout", "request sent after the TLS handshake, no response", _response_stalled),
+    Rule("response-timeout", "request sent after the TLS handshake, no response",
+         _response_stalled),
     Rule("ok", "data exchanged both ways", lambda f: _established(f) & _exchanged(f)),
     Rule("inconclusive", "handshake seen, not enough data to judge", _established),
 )

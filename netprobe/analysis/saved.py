@@ -87,7 +87,7 @@ def load_trace(path: str | Path) -> list[SavedTrace]:
     except ValueError as exc:
         raise errors.UsageError(f"reading {file}: {exc}") from None
     return [_saved(result, file.parent, _ifnames(raw.get("interfaces")), str(file))
-            for result, raw in zip(results, data["results"])]
+            for result, raw in zip(results, data["results"], strict=True)]
 
 
 def from_results(results: list[TraceResult]) -> list[SavedTrace]:

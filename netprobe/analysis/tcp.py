@@ -28,6 +28,7 @@ Must not: read files or build DataFrames.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -218,7 +219,8 @@ def _stacking_offsets(v: Array, starts: Array) -> Array:
 
 
 def _reverse_last_ack(stream: Array, direction: np.ndarray, ack: Array) -> Array:
-    """For rows sorted by (stream, frame): the ack of the last earlier row of the other direction."""
+    """For rows sorted by (stream, frame): the ack of the last earlier row of the other
+    direction."""
     starts = _group_starts(stream)
     out = np.zeros(len(stream), np.int64)
     for d in (False, True):
@@ -287,7 +289,7 @@ def _pieces(group: Array) -> list[tuple[int, int]]:
             if at <= cuts[-1]:  # one stream longer than a piece: take it whole
                 at = int(np.searchsorted(group, group[cuts[-1]], "right"))
         cuts.append(at)
-    return list(zip(cuts[:-1], cuts[1:]))
+    return list(itertools.pairwise(cuts))
 
 
 def analyse(cols: dict[str, np.ndarray], native: bool | None = None) -> TcpView:
@@ -314,7 +316,8 @@ NATIVE_COLUMNS = {
 
 def _analyse_compiled(compiled: ModuleType, cols: dict[str, np.ndarray]) -> TcpView:
     """`analyse` in one compiled pass over the packets (netprobe/_native/tcp.c)."""
-    arrays = {k: np.ascontiguousarray(cols[k], dtype=t) for k, t in NATIVE_COLUMNS.items()}
+    arrays: dict[str, np.ndarray] = {k: np.ascontiguousarray(cols[k], dtype=t)
+                                     for k, t in NATIVE_COLUMNS.items()}
     n = len(arrays["tcp"])
     stream = np.full(n, -1, np.int64)
     client = np.zeros(n, bool)

@@ -16,6 +16,8 @@ handshake type of a TLS record starting the TCP payload.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -23,7 +25,7 @@ from netprobe import _native
 from netprobe.capture import linklayer
 from netprobe.capture.records import Batch, u16be, u32be, u64be
 
-Columns = dict[str, npt.NDArray[np.generic]]
+Columns = dict[str, npt.NDArray[Any]]  # columns of any dtype, used as numbers or strings
 
 TCP, UDP, ICMP, ICMPV6 = 6, 17, 1, 58
 IPV6_EXT = np.array([0, 43, 44, 51, 60], dtype=np.uint8)
@@ -138,8 +140,10 @@ def _decode(batch: Batch, detail: bool) -> Columns:
     if probe.any():  # raw IP: the version nibble decides
         nib = data[np.where(probe, net.pos, 0)] >> 4
         net.version[probe] = np.where(nib[probe] == 4, 4, np.where(nib[probe] == 6, 6, 0))
-    _ipv4(data, np.flatnonzero((net.version == 4) & (net.pos >= 0)), net.pos, end, rep_end, cols, l4, l4_len)
-    _ipv6(data, np.flatnonzero((net.version == 6) & (net.pos >= 0)), net.pos, end, rep_end, cols, l4, l4_len)
+    _ipv4(data, np.flatnonzero((net.version == 4) & (net.pos >= 0)), net.pos, end, rep_end, cols,
+          l4, l4_len)
+    _ipv6(data, np.flatnonzero((net.version == 6) & (net.pos >= 0)), net.pos, end, rep_end, cols,
+          l4, l4_len)
     proto = cols["proto"]
     has = l4 >= 0
     _tcp(data, np.flatnonzero(has & (proto == TCP)), l4, l4_len, end, cols, detail)

@@ -106,7 +106,8 @@ class CaptureFile:
         try:
             self.container = detect(head)
         except errors.CaptureFormatError as exc:
-            raise errors.CaptureFormatError(f"{exc}".replace("capture", str(self.path), 1))
+            raise errors.CaptureFormatError(
+                f"{exc}".replace("capture", str(self.path), 1)) from None
         walker = pcap.walk if self.container is Container.PCAP else pcapng.walk
         try:
             for batch in walker(_Prefixed(head, stream), self.chunk_bytes, self.interfaces):

@@ -28,7 +28,8 @@ SLL2 = 276
 IPOIB = 242
 PKTAP = 258
 
-SUPPORTED = frozenset({ETHERNET, PPP, PPP_HDLC, *RAW, IPV4, IPV6, NULL, LOOP, SLL, SLL2, IPOIB, PKTAP})
+SUPPORTED = frozenset(
+    {ETHERNET, PPP, PPP_HDLC, *RAW, IPV4, IPV6, NULL, LOOP, SLL, SLL2, IPOIB, PKTAP})
 NAMES = {
     ETHERNET: "Ethernet", SLL: "Linux cooked", SLL2: "Linux cooked v2", 101: "raw IP",
     IPV4: "raw IPv4", IPV6: "raw IPv6", NULL: "BSD null", LOOP: "OpenBSD loop", PPP: "PPP",
@@ -59,7 +60,8 @@ def _ethertype_to_version(et: npt.NDArray[np.uint16]) -> npt.NDArray[np.uint8]:
     return np.where(et == ETH_IPV4, 4, np.where(et == ETH_IPV6, 6, 0)).astype(np.uint8)
 
 
-def _vlan(data: np.ndarray, et: np.ndarray, pos: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _vlan(data: np.ndarray, et: np.ndarray, pos: np.ndarray,
+          end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Skip up to three VLAN tags; return the inner ethertype and payload offset."""
     for _ in range(MAX_VLAN_TAGS):
         tagged = np.isin(et, VLAN_TPIDS) & (pos + 4 <= end)

@@ -75,7 +75,8 @@ class TcpdumpCapture:
             if "listening on" in line:
                 return
         rest = self._stop(kill=True)
-        raise errors.CaptureError(f"starting tcpdump: {(''.join(seen) + rest).strip() or 'no output'}")
+        said = (''.join(seen) + rest).strip() or 'no output'
+        raise errors.CaptureError(f"starting tcpdump: {said}")
 
     def _stop(self, kill: bool = False) -> str:
         child, self._child = self._child, None

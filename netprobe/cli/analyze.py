@@ -60,7 +60,7 @@ def _flow_rows(analysis: Any, order: np.ndarray) -> list[dict[str, Any]]:
         elif name == "icmp_from":
             values = np.where(values == "", None, values)
         columns.append(values.tolist())
-    return [dict(zip(FLOW_FIELDS, row)) for row in zip(*columns)]
+    return [dict(zip(FLOW_FIELDS, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def _flow_pieces(analysis: Any | None, limit: int) -> Iterator[list[dict[str, Any]]]:
@@ -146,8 +146,10 @@ def _render_text(report: dict[str, Any], analysis: Any, limit: int) -> None:
     for f in flows:
         rst = ("server" + (f" ttl={f['rst_ttl']}" if f["rst_ttl"] is not None else "")
                if f["rst_server"] else ("client" if f["rst_client"] else ""))
-        icmp = f"{f['icmp_type']}/{f['icmp_code']} from {f['icmp_from']}" if f["icmp_errors"] else ""
-        style = {"ok": "green", "inconclusive": "yellow", "unknown": "yellow"}.get(f["verdict"], "red")
+        icmp = (f"{f['icmp_type']}/{f['icmp_code']} from {f['icmp_from']}"
+                if f["icmp_errors"] else "")
+        style = {"ok": "green", "inconclusive": "yellow",
+                 "unknown": "yellow"}.get(f["verdict"], "red")
         table.add_row(
             str(f["stream"]), f"{f['client']}:{f['client_port']}",
             f"{f['server']}:{f['server_port']}", f"[{style}]{f['verdict']}[/{style}]",
@@ -158,7 +160,8 @@ def _render_text(report: dict[str, Any], analysis: Any, limit: int) -> None:
     if flows:
         console.print(table)
     if report["flow_count"] > len(flows):
-        console.print(f"  ... {report['flow_count'] - len(flows)} more flows (use --limit 0 or -o json)")
+        console.print(f"  ... {report['flow_count'] - len(flows)} more flows "
+                      "(use --limit 0 or -o json)")
 
 
 @click.command("analyze")
@@ -180,10 +183,10 @@ def analyze(ctx: click.Context, files: tuple[str, ...], output: str, limit: int,
 
         export.check_writable(pcapng)  # before the work: a usage error, exit 2
         kept = []
-    reports = []
+    reports: list[dict[str, Any]] = []
     if output == "json":
-        click.echo('{"schema":"netprobe.io/v1","kind":"AnalyzeReport","version":%d,"captures":['
-                   % JSON_VERSION, nl=False)
+        click.echo(f'{{"schema":"netprobe.io/v1","kind":"AnalyzeReport","version":{JSON_VERSION:d},'
+                   '"captures":[', nl=False)
     for path in files:  # one capture in memory at a time (unless --pcapng keeps them)
         report, analysis = _analyse(path, kept)
         if output == "json":
@@ -196,7 +199,8 @@ def analyze(ctx: click.Context, files: tuple[str, ...], output: str, limit: int,
         click.echo("]}")
     for report in reports:
         for message in ([report["error"]] if report["error"] else []) + report["warnings"]:
-            click.echo(f"netprobe: {'error' if report['error'] else 'warning'}: {message}", err=True)
+            level = "error" if report["error"] else "warning"
+            click.echo(f"netprobe: {level}: {message}", err=True)
     if pcapng and kept:
         from netprobe import export
 

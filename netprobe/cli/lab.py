@@ -85,7 +85,8 @@ def status(output: str) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     if state is None:
-        extra = f" ({len(leftovers)} leftover namespaces: run 'netprobe lab down')" if leftovers else ""
+        extra = (f" ({len(leftovers)} leftover namespaces: run 'netprobe lab down')"
+                 if leftovers else "")
         click.echo("no lab is up" + extra)
         return
     click.echo(f"scenario:   {state.scenario} ({'healthy' if data['healthy'] else 'BROKEN'})")

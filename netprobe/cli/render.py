@@ -111,7 +111,8 @@ def trace_text(result, stream: TextIO) -> None:  # type: ignore[no-untyped-def]
     if result.culprit:
         parts = [result.culprit.hop] + [p for p in (result.culprit.node, result.culprit.pod) if p]
         where = " at " + " / ".join(parts)
-    out.print(f"[bold {colour}]verdict: {verdict.cls}[/]{escape(where)}, cause {verdict.cause}{early}")
+    out.print(f"[bold {colour}]verdict: {verdict.cls}[/]{escape(where)}, "
+              f"cause {verdict.cause}{early}")
     out.print(f"  {escape(verdict.explanation)}")
     if verdict.fix:
         out.print(f"  [bold]fix:[/] {escape(verdict.fix)}")

@@ -10,11 +10,16 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from netprobe import export, settings, snapshot, trace as trace_mod, wire
+from netprobe import export, settings, snapshot, wire
+from netprobe import trace as trace_mod
 from netprobe.cli import render
+
+if TYPE_CHECKING:  # only a live cluster imports the kubernetes client
+    from netprobe.k8s.client import Api
 
 
 @click.group()
@@ -22,7 +27,8 @@ def trace() -> None:
     """Trace a call the apiserver makes, hop by hop."""
 
 
-def _objects(snapshot_path: Path | None, kubeconfig: str | None, context: str | None) -> tuple[list, object]:
+def _objects(snapshot_path: Path | None, kubeconfig: str | None,
+             context: str | None) -> tuple[list, Api | None]:
     if snapshot_path is not None:
         return snapshot.load(snapshot_path), None
     from netprobe.k8s import config, source  # only a live cluster needs the kubernetes client
@@ -31,7 +37,7 @@ def _objects(snapshot_path: Path | None, kubeconfig: str | None, context: str | 
     return source.LiveSource(api).objects(), api
 
 
-def _backend(netns_map: str | None, api_client: object, agent_namespace: str, image: str):
+def _backend(netns_map: str | None, api_client: Api | None, agent_namespace: str, image: str):
     if netns_map:
         from netprobe.backends.netns import NetnsBackend, parse_netns_map
 

@@ -292,8 +292,11 @@ class PodBackend:
         name = pod["metadata"]["name"]
         with translated(f"creating agent pod {self.namespace}/{name} for node {spec.node}",
                         self.api.host):
-            self.api.core.create_namespaced_pod(self.namespace, pod,
-                                                _request_timeout=self.api.request_timeout)
+            # The body is the manifest dict: the client validates it into a V1Pod (and
+            # before kubernetes 37 took dicts as they are); the annotation names only V1Pod.
+            self.api.core.create_namespaced_pod(
+                self.namespace, pod,  # type: ignore[arg-type]
+                _request_timeout=self.api.request_timeout)
         return PodHandle(self.api, self.namespace, name, spec.node)
 
     def cleanup(self, run_id: str) -> list[str]:

@@ -14,7 +14,7 @@ import errno
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import urllib3
 from kubernetes import client, watch
@@ -86,7 +86,7 @@ def _errno_name(exc: BaseException) -> str:
     """The errno name found along EXC's causes, or ''."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in errno.errorcode:
+        if isinstance(seen, OSError) and seen.errno is not None and seen.errno in errno.errorcode:
             return errno.errorcode[seen.errno]
         seen = getattr(seen, "reason", None) if isinstance(seen, urllib3.exceptions.MaxRetryError) \
             else seen.__cause__ or seen.__context__
@@ -170,9 +170,11 @@ def follow_log(api: Api, namespace: str, name: str, timeout: float) -> Iterator[
     exits (the stream ends) or TIMEOUT seconds have passed. Raises: as `translated`."""
     deadline = time.monotonic() + timeout
     with translated(f"following the log of pod {namespace}/{name}", api.host):
-        response = api.core.read_namespaced_pod_log(
+        # kubernetes annotates the decoded str; with _preload_content=False it is the
+        # urllib3 response, unread
+        response = cast("urllib3.HTTPResponse", api.core.read_namespaced_pod_log(
             name, namespace, follow=True, _preload_content=False,
-            _request_timeout=(api.request_timeout, timeout))
+            _request_timeout=(api.request_timeout, timeout)))
         pending = b""
         try:
             for chunk in response.stream(amt=None, decode_content=False):
@@ -192,6 +194,6 @@ def follow_log(api: Api, namespace: str, name: str, timeout: float) -> Iterator[
 def read_log(api: Api, namespace: str, name: str) -> str:
     """The whole log of pod NAME's container. Raises: as `translated`."""
     with translated(f"reading the log of pod {namespace}/{name}", api.host):
-        response = api.core.read_namespaced_pod_log(name, namespace, _preload_content=False,
-                                                    _request_timeout=api.request_timeout)
+        response = cast("urllib3.HTTPResponse", api.core.read_namespaced_pod_log(
+            name, namespace, _preload_content=False, _request_timeout=api.request_timeout))
         return bytes(response.data).decode(errors="replace")

@@ -66,7 +66,8 @@ def _write_state(state: LabState) -> None:
 def is_healthy(state: LabState) -> bool:
     """True when every namespace of STATE exists and its servers run."""
     present = set(netns.lab_namespaces())
-    return system.process_alive(state.daemon_pid) and all(name in present for name in state.namespaces)
+    return (system.process_alive(state.daemon_pid)
+            and all(name in present for name in state.namespaces))
 
 
 def _start_servers(plan: Plan, directory: Path) -> int:

@@ -52,7 +52,7 @@ def _name(common_name: str, org: str | None = None) -> x509.Name:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def make_authority(common_name: str) -> _Authority:

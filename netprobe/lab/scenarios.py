@@ -15,6 +15,7 @@ from netprobe import errors
 from netprobe.lab.topology import (
     BRIDGE,
     PREFIX,
+    VPC_NETNS,
     FirewallRule,
     Listener,
     Node,
@@ -25,7 +26,6 @@ from netprobe.lab.topology import (
     ServingCert,
     VpcRoute,
     Webhook,
-    VPC_NETNS,
 )
 
 WEBHOOK_PORT = 10250

@@ -40,7 +40,8 @@ class ListenerSpec:
     key: str | None = None
 
 
-def _spec(netns: str, listener: Listener, pki_dir: Path, kubelet: tuple[Path, Path]) -> ListenerSpec:
+def _spec(netns: str, listener: Listener, pki_dir: Path,
+          kubelet: tuple[Path, Path]) -> ListenerSpec:
     cert: Path | None
     key: Path | None
     if listener.serve is Serve.KUBELET:

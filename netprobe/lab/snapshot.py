@@ -299,7 +299,7 @@ def build_list(plan: Plan, ca_bundle: bytes, signer_ca: bytes, started: float) -
 
     Managed providers (EKS, GKE) have no control-plane Node object.
     """
-    created = dt.datetime.fromtimestamp(started, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = dt.datetime.fromtimestamp(started, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     nodes = [node for node in plan.nodes if not (node.control_plane and _is_managed(plan))]
     items = [
         *webhook_configurations(plan, ca_bundle, created),

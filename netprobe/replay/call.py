@@ -24,8 +24,15 @@ from dataclasses import dataclass, field
 import h11
 
 from netprobe import apiserver, certs
-from netprobe.model import (CertificateInfo, Failure, HttpOutcome, Phase, PhaseResult, Status,
-                            WebhookTarget)
+from netprobe.model import (
+    CertificateInfo,
+    Failure,
+    HttpOutcome,
+    Phase,
+    PhaseResult,
+    Status,
+    WebhookTarget,
+)
 from netprobe.replay import review, sockets
 from netprobe.settings import Timeouts
 
@@ -152,7 +159,8 @@ def _connect(sock: socket.socket, address: str, target: WebhookTarget, timeouts:
         _, writable, _ = select.select([], [sock], [], min(TICK, remaining))
         if writable:
             code = sockets.pending_error(sock)
-        elif not timeouts.full and sockets.tcp_info(sock).retransmits >= timeouts.syn_retransmissions:
+        elif (not timeouts.full
+              and sockets.tcp_info(sock).retransmits >= timeouts.syn_retransmissions):
             return _tcp_stall(out, clock, began, early=True)
     if code != 0:
         out.failure = _CONNECT_FAILURES.get(code, Failure.REFUSED)
@@ -167,7 +175,8 @@ def _connect(sock: socket.socket, address: str, target: WebhookTarget, timeouts:
 
 
 def _tcp_stall(out: CallOutcome, clock: _Clock, began: float, early: bool) -> bool:
-    out.failure, out.stall, out.early, out.errno_name = Failure.DIAL_STALL, "syn-unanswered", early, "ETIMEDOUT"
+    out.failure, out.stall = Failure.DIAL_STALL, "syn-unanswered"
+    out.early, out.errno_name = early, "ETIMEDOUT"
     _phase(out, Phase.TCP, Status.TIMEOUT, clock, began,
            "SYN retransmitted, never answered" + (" (early verdict)" if early else ""), "timeout")
     return False
@@ -262,23 +271,28 @@ def _handshake(sock: socket.socket, target: WebhookTarget, timeouts: Timeouts,
             pass
         except ssl.SSLError as exc:
             pipe.flush()
-            return _tls_failed(out, clock, began, _go_tls_error(exc, pipe.first_bytes))
+            _tls_failed(out, clock, began, _go_tls_error(exc, pipe.first_bytes))
+            return None
         if pipe.flush() and hello_sent is None:
             hello_sent = clock.elapsed()
         remaining = limit - clock.elapsed()
         if remaining <= 0:
-            return _tls_stall(out, clock, began, pipe, early=False)
+            _tls_stall(out, clock, began, pipe, early=False)
+            return None
         try:
             got = pipe.pump(min(TICK, remaining))
         except OSError as exc:
-            return _tls_failed(out, clock, began, _read_error(out, exc))
+            _tls_failed(out, clock, began, _read_error(out, exc))
+            return None
         if got is None:
-            return _tls_failed(out, clock, began, "EOF")
+            _tls_failed(out, clock, began, "EOF")
+            return None
         if not got and not timeouts.full and pipe.received == 0 and hello_sent is not None \
                 and clock.elapsed() - hello_sent >= timeouts.tls_stall:
             info = sockets.tcp_info(sock)
             if info.unacked == 0 or info.retransmits >= timeouts.syn_retransmissions:
-                return _tls_stall(out, clock, began, pipe, early=True)
+                _tls_stall(out, clock, began, pipe, early=True)
+                return None
     _verify(pipe, target, out, clock, began)
     return pipe if out.failure is None else None
 
@@ -319,7 +333,7 @@ def _verify(pipe: _Pipe, target: WebhookTarget, out: CallOutcome, clock: _Clock,
     chain = [item if isinstance(item, bytes) else item.public_bytes()  # type: ignore[union-attr]
              for item in (chain_getter() or [])] if chain_getter else []
     roots = certs.load_ca_bundle(target.ca_bundle)
-    info = certs.describe(der, target.host, roots, dt.datetime.now(dt.timezone.utc), chain)
+    info = certs.describe(der, target.host, roots, dt.datetime.now(dt.UTC), chain)
     out.certificate = info
     if info.verify_error:
         out.failure, out.errno_name = Failure.TLS_ERROR, "x509"

@@ -62,7 +62,8 @@ def build(url: str, *, resolve: str | None, ca_bundle: bytes, webhook_name: str 
     try:
         port = parts.port or 443
     except ValueError:
-        raise errors.UsageError(f"reading URL {url!r}: the port is not a number in 1-65535") from None
+        raise errors.UsageError(
+            f"reading URL {url!r}: the port is not a number in 1-65535") from None
     host = parts.hostname
     if not host or parts.username or parts.password:
         raise errors.UsageError(f"reading URL {url!r}: expected https://HOST[:PORT]/PATH")

@@ -191,11 +191,11 @@ def tempfile_dir() -> str:
 
 def test_capture_without_permission_is_a_clear_error() -> None:
     """As an ordinary user: capturing is refused clearly; --no-capture still diagnoses."""
+    import encodings.idna  # noqa: F401 - imported before dropping
     import tempfile
 
     from click.testing import CliRunner
 
-    import encodings.idna  # noqa: F401 - imported before dropping
     import netprobe.api  # noqa: F401 - imported before dropping to a user who cannot read them
     import netprobe.cli.replay  # noqa: F401
     from netprobe.cli import cli

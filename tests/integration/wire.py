@@ -10,9 +10,9 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 PROBE = Path(__file__).with_name("wire_probe.py")
 

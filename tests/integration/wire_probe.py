@@ -14,7 +14,8 @@ import time
 
 
 def main() -> None:
-    host, ip, port, ca, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+    host, ip, port, ca = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    timeout = float(sys.argv[5])
     result = {"stage": "tcp", "error": None, "errno": None}
     start = time.monotonic()
     try:
@@ -32,7 +33,8 @@ def main() -> None:
         body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
                            "request": {"uid": "lab-test"}}).encode()
         tls.sendall(b"POST /validate?timeout=10s HTTP/1.1\r\nHost: %s\r\nContent-Type: "
-                    b"application/json\r\nContent-Length: %d\r\n\r\n%s" % (host.encode(), len(body), body))
+                    b"application/json\r\nContent-Length: %d\r\n\r\n%s"
+                    % (host.encode(), len(body), body))
         reply = tls.recv(65536).decode("latin-1")
         result["status"] = int(reply.split(" ")[1])
         result["body"] = reply.split("\r\n\r\n", 1)[-1]
@@ -40,7 +42,9 @@ def main() -> None:
     except ssl.SSLCertVerificationError as exc:
         result.update(error="SSLCertVerificationError", verify_message=exc.verify_message)
     except (OSError, ssl.SSLError) as exc:
-        result.update(error=type(exc).__name__, errno=errno.errorcode.get(exc.errno or 0) if isinstance(exc.errno, int) else None)
+        result.update(error=type(exc).__name__,
+                      errno=errno.errorcode.get(exc.errno or 0)
+                      if isinstance(exc.errno, int) else None)
     result["elapsed"] = time.monotonic() - start
     print(json.dumps(result))
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import functools
 import re
 import threading
 from collections.abc import Iterator
@@ -80,12 +81,15 @@ class Kubelet:
             return self._follow(request.name)
         return self.logs[request.name]
 
+    def _unread(self, name: str, sent: int) -> bool:
+        """Whether pod NAME has logged more than SENT bytes, or has exited."""
+        return len(self.logs[name]) > sent or name in self.exited
+
     async def _follow(self, name: str) -> Any:
         sent = 0
         while True:
             async with self._changed:
-                await self._changed.wait_for(lambda: len(self.logs[name]) > sent
-                                             or name in self.exited)
+                await self._changed.wait_for(functools.partial(self._unread, name, sent))
                 chunk, sent = self.logs[name][sent:], len(self.logs[name])
             if chunk:
                 yield chunk

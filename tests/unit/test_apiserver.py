@@ -63,9 +63,11 @@ def test_x509_detail_is_passed_through() -> None:
 
 def test_http_500_uses_client_go_wording() -> None:
     text = apiserver.status_error(500, "internal error\n")
-    assert text == 'an error on the server ("internal error") has prevented the request from succeeding'
+    assert text == ('an error on the server ("internal error") '
+                    'has prevented the request from succeeding')
     message = apiserver.predict(_target(), Failure.HTTP_STATUS, detail=text).message
-    assert message == f'failed calling webhook "webhook.cert-manager.io": failed to call webhook: {text}'
+    assert message == ('failed calling webhook "webhook.cert-manager.io": '
+                       f'failed to call webhook: {text}')
 
 
 def test_call_url_brackets_ipv6() -> None:

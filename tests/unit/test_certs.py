@@ -11,7 +11,7 @@ from netprobe import certs, errors
 from netprobe.lab import pki
 
 HOST = "cert-manager-webhook.cert-manager.svc"
-NOW = dt.datetime.now(dt.timezone.utc)
+NOW = dt.datetime.now(dt.UTC)
 
 
 def _load(issued: pki.Issued) -> x509.Certificate:
@@ -75,7 +75,8 @@ def test_ip_host_without_ip_sans(ca) -> None:
         "x509: cannot validate certificate for 10.96.20.99 because it doesn't contain any IP SANs")
 
 
-@pytest.mark.parametrize("pem", [b"", b"not pem", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"])
+@pytest.mark.parametrize("pem", [
+    b"", b"not pem", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"])
 def test_bad_bundles_are_usage_errors(pem: bytes) -> None:
     with pytest.raises(errors.UsageError, match="reading CA bundle"):
         certs.load_ca_bundle(pem)

@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from netprobe import classify
-from netprobe.model import (CertificateInfo, Evidence, Failure, HttpOutcome, IcmpInfo,
-                            PacketSummary, Phase, RstInfo)
+from netprobe.model import (
+    CertificateInfo,
+    Evidence,
+    Failure,
+    HttpOutcome,
+    IcmpInfo,
+    PacketSummary,
+    Phase,
+    RstInfo,
+)
 
 DIALED = ("10.96.20.99", 443)
 
@@ -51,7 +59,8 @@ CASES = [
                                            "CN=ip-10-0-3-33.eu-west-1.compute.internal,O=system:nodes")),
      "x509-hostname-mismatch", Phase.TLS, "fargate-kubelet"),
     ("other host", Evidence(Failure.TLS_ERROR, errno_name="x509",
-                            certificate=_cert("hostname", "x509: valid for a.example", ("a.example",))),
+                            certificate=_cert("hostname", "x509: valid for a.example",
+                                              ("a.example",))),
      "x509-hostname-mismatch", Phase.TLS, "wrong-serving-cert"),
     ("stale bundle", Evidence(Failure.TLS_ERROR, errno_name="x509", certificate=_cert(
         "unknown-authority", "x509: certificate signed by unknown authority (possibly because")),

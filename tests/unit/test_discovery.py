@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from netprobe import checks, discovery, errors, snapshot
-from netprobe.lab import pki, scenarios, snapshot as lab_snapshot
+from netprobe.lab import pki, scenarios
+from netprobe.lab import snapshot as lab_snapshot
 from netprobe.model import CallKind
 
 CA = pki.issue(pki.make_authority("ca"), "x", ["x"], []).cert

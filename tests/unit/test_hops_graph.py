@@ -11,11 +11,18 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import CookedLinuxV2
 from scapy.utils import wrpcap
 
-from netprobe import analysis, classify, correlate, graph, hops
+from netprobe import analysis, classify, correlate, errors, graph, hops
 from netprobe.agent.spec import AgentResult, decode_result, encode_result
-from netprobe import errors
-from netprobe.model import (ApiserverError, Evidence, Failure, HopStatus, PacketSummary,
-                            ReplayResult, RstInfo, WebhookTarget)
+from netprobe.model import (
+    ApiserverError,
+    Evidence,
+    Failure,
+    HopStatus,
+    PacketSummary,
+    ReplayResult,
+    RstInfo,
+    WebhookTarget,
+)
 
 FACTS = hops.PathFacts("control-plane-1", False, "cert-manager/cert-manager-webhook",
                        "10.96.20.99", 443, "10.244.1.5", 10250, "worker-1", "pod-a", False)

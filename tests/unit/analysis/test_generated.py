@@ -78,7 +78,7 @@ def test_same_totals_in_every_container_and_link(variants: dict[str, Path], name
 @pytest.mark.parametrize("name", ["pcap-ethernet", "pcapng-2-interfaces-ns", "pcap-sll2"])
 def test_verdicts_per_scenario(variants: dict[str, Path], name: str) -> None:
     flows = analysis.flows(analysis.read(variants[name]))
-    by_port = dict(zip(flows["client_port"], flows["verdict"]))
+    by_port = dict(zip(flows["client_port"], flows["verdict"], strict=True))
     for port, verdict in EXPECTED_VERDICTS.items():
         assert by_port[port] == verdict, port
     reuse = flows[flows["client_port"] == 40008].sort_values("stream")

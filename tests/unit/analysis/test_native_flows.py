@@ -121,7 +121,7 @@ def test_random_packet_tables(rows: list[dict[str, object]], wide: bool) -> None
 
 
 def _syns(streams: list[int], ifindex: list[int]) -> flowtable.Table:
-    rows = [{**_SYN, "stream": s, "ifindex": i} for s, i in zip(streams, ifindex)]
+    rows = [{**_SYN, "stream": s, "ifindex": i} for s, i in zip(streams, ifindex, strict=True)]
     return _table(rows, wide=False)
 
 

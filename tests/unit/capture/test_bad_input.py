@@ -137,7 +137,8 @@ def _mutate(data: bytes, cuts: list[tuple[int, int]], length: int) -> bytes:
     return bytes(buf[: max(length, 0)])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cuts=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8),
        keep=st.integers(0, 4000), ng=st.booleans(), chunk=st.sampled_from([61, 4096, 1 << 20]))
 def test_fuzz_reader_never_crashes(tmp_path: Path, cuts: list[tuple[int, int]], keep: int,

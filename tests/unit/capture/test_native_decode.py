@@ -132,10 +132,11 @@ def _every_cut_is_same(packets: list[tuple[int, bytes]], gap: int = 0) -> None:
     size + 1: each bounds check at its edge. Records inside the data: decoded in C."""
     batch = _batch(packets, gap=gap)
     chunk = batch.data[:-PAD].tobytes()
-    exact = list(zip(batch.offset.tolist(), batch.caplen.tolist(), batch.linktype.tolist()))
+    exact = list(zip(batch.offset.tolist(), batch.caplen.tolist(), batch.linktype.tolist(),
+                     strict=True))
     rows = [(off, cap, size, lt) for off, size, lt in exact for cap in range(size + 1)]
     rows += [(off, size, orig, lt) for off, size, lt in exact for orig in range(size + 2)]
-    cuts = _records(chunk, *(list(col) for col in zip(*rows)))
+    cuts = _records(chunk, *(list(col) for col in zip(*rows, strict=True)))
     _assert_same(_compiled(cuts), decode.decode(cuts, native=False))
 
 

@@ -42,7 +42,7 @@ def _same_walk(path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch) -> int:
     assert fast_damage == ref_damage
     assert fast_ifaces == ref_ifaces
     assert len(fast) == len(ref)
-    for a, b in zip(fast, ref):
+    for a, b in zip(fast, ref, strict=True):
         np.testing.assert_array_equal(a.data, b.data)
         for name in FIELDS:
             x, y = getattr(a, name), getattr(b, name)
@@ -56,20 +56,23 @@ def test_files(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _same_walk(path, formats.CHUNK_BYTES, monkeypatch)
 
 
-def test_generated_variants_in_small_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_generated_variants_in_small_chunks(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     for path in _variants(tmp_path).values():
         for chunk in (64, 1000, formats.CHUNK_BYTES):  # records and blocks cut by chunk ends
             assert _same_walk(path, chunk, monkeypatch) > 0
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cuts=st.lists(st.tuples(st.integers(0, 4000), st.binary(min_size=1, max_size=8)),
                      max_size=4),
        keep=st.integers(0, 4000), chunk=st.sampled_from([16, 100, 4096]),
        container=st.sampled_from(["pcap", "pcapng"]))
 def test_damaged_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cuts: list,
                        keep: int, chunk: int, container: str) -> None:
-    source = _variants(tmp_path)["pcap-ethernet" if container == "pcap" else "pcapng-2-interfaces-ns"]
+    name = "pcap-ethernet" if container == "pcap" else "pcapng-2-interfaces-ns"
+    source = _variants(tmp_path)[name]
     data = bytearray(source.read_bytes()[: max(keep, 24)])
     for at, junk in cuts:  # overwrite lengths, magics and bodies alike
         data[at: at + len(junk)] = junk

@@ -112,8 +112,8 @@ def test_interface_names_come_from_the_agents() -> None:
     [trace] = analysis.load_trace(CAPTURES / "connection-refused")
     table = analysis.read_trace(trace)
     lanes = table.drop_duplicates("where").sort_values("lane")
-    assert lanes["where"].tolist() == ["control-plane-1/npeth0", "worker-1/npeth0", "worker-1/npbr0",
-                                       "worker-1/npv-8d7b5-x2x4q"]
+    assert lanes["where"].tolist() == ["control-plane-1/npeth0", "worker-1/npeth0",
+                                       "worker-1/npbr0", "worker-1/npv-8d7b5-x2x4q"]
     assert lanes["hop"].tolist() == ["cp-egress", "worker-ingress", "", "pod-veth"]
     assert table["conn"].all() and table["instance"].nunique() == 2
 

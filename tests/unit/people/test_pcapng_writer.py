@@ -31,7 +31,7 @@ def test_every_packet_kept_with_its_exact_time_and_interface(tmp_path: Path, sce
     assert sorted(tuple(r[:4]) for r in got) == expected  # same bytes, same times (µs)
     times = [float(r[0]) for r in got]
     assert times == sorted(times)  # merged by time across files
-    for time_, ifindex, _, _, name in got:  # each SLL2 ifindex has its own named interface
+    for _, ifindex, _, _, name in got:  # each SLL2 ifindex has its own named interface
         assert name.endswith(f"/if{ifindex}")
 
 
@@ -79,7 +79,7 @@ def test_nanosecond_pcap_and_pcapng_sources(tmp_path: Path) -> None:
     for vantage, expected in source.items():
         mine = [r[1:] for r in got if r[0].startswith(vantage + "/")]
         assert [r[1] for r in mine] == [r[1] for r in expected]
-        for (stamp, _), (want, _) in zip(mine, expected):
+        for (stamp, _), (want, _) in zip(mine, expected, strict=True):
             # float seconds keep about 0.25 µs at today's epoch; microseconds exactly
             assert abs(float(stamp) - float(want)) < 3e-7
             if len(want.split(".")[1].rstrip("0")) <= 6:

@@ -24,7 +24,8 @@ def test_valid_and_invalid_answers() -> None:
     assert 'expected response.uid="' in review.check_response(
         CallKind.ADMISSION, uid, json.dumps(wrong_uid).encode())
     assert "webhook response was absent" in review.check_response(
-        CallKind.ADMISSION, uid, json.dumps({k: v for k, v in good.items() if k != "response"}).encode())
+        CallKind.ADMISSION, uid,
+        json.dumps({k: v for k, v in good.items() if k != "response"}).encode())
     assert review.check_response(CallKind.ADMISSION, uid, b"not json").startswith(
         "received invalid webhook response")
 
