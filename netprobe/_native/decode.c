@@ -471,8 +471,25 @@ static void icmp(src_t *s, const cols_t *c, Py_ssize_t i, const pkt_t *k, int v6
 
 /* ---- the loop ---- */
 
+/* decode.CORE's 'absent' values for packet i (Python hands over np.empty columns:
+ * writing them here, row by row, saves a separate pass over every column). */
+static void absent(const cols_t *c, Py_ssize_t i)
+{
+    c->ifindex[i] = -1;
+    c->unknown_link[i] = c->ip[i] = c->tcp[i] = c->hlen[i] = c->q_ip[i] = 0;
+    c->src_hi[i] = c->src_lo[i] = c->dst_hi[i] = c->dst_lo[i] = 0;
+    c->q_src_hi[i] = c->q_src_lo[i] = c->q_dst_hi[i] = c->q_dst_lo[i] = 0;
+    c->ttl[i] = c->proto[i] = c->tls_hs[i] = c->tls_alert[i] = -1;
+    c->icmp_type[i] = c->icmp_code[i] = c->q_proto[i] = -1;
+    c->sport[i] = c->dport[i] = c->seglen[i] = c->q_sport[i] = c->q_dport[i] = -1;
+    c->flags[i] = c->win[i] = 0;
+    c->seq[i] = c->ack[i] = 0;
+    c->q_seq[i] = -1;
+}
+
 static void packet(src_t *s, const cols_t *c, const batch_t *b, Py_ssize_t i)
 {
+    absent(c, i);
     int64_t off = b->offset[i];
     pkt_t k = {wadd(off, b->caplen[i]), wadd(off, b->origlen[i]), -1, 0, -1, 0, -1};
     if (off < 0 || off > b->len) { /* numpy would wrap or raise: keep positions small */

@@ -101,7 +101,7 @@ def decode(batch: Batch, detail: bool = False, native: bool | None = None) -> Co
     """
     compiled = _native.choose("decode", native)
     if compiled is not None and not detail:
-        cols = _start(batch, detail)
+        cols = _start(batch, detail, fill=False)  # the compiled decoder writes every item
         arrays = [np.ascontiguousarray(getattr(batch, name), dtype) for name, dtype in _INPUTS]
         if compiled.decode(*arrays, cols):
             return cols
@@ -115,9 +115,14 @@ _INPUTS = (("data", np.uint8), ("offset", np.int64), ("caplen", np.int64),
            ("origlen", np.int64), ("linktype", np.int32))
 
 
-def _start(batch: Batch, detail: bool) -> Columns:
-    """Absent columns with the fields every packet has (time, interface, frame_len)."""
-    cols = empty(len(batch), detail)
+def _start(batch: Batch, detail: bool, fill: bool = True) -> Columns:
+    """Columns with the fields every packet has (time, interface, frame_len), the
+    others absent (`fill`) or not yet written."""
+    if fill:
+        cols = empty(len(batch), detail)
+    else:
+        spec = {**CORE, **DETAIL} if detail else CORE
+        cols = {k: np.empty(len(batch), dtype=dt) for k, (dt, _) in spec.items()}
     cols["time"][:] = batch.time
     cols["interface"][:] = batch.interface
     cols["frame_len"][:] = np.minimum(batch.origlen, 2**31 - 1)

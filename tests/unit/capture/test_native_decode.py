@@ -31,8 +31,14 @@ def _module() -> ModuleType:
 
 
 def _run(batch: Batch) -> tuple[bool, decode.Columns]:
-    """The compiled decoder called directly: whether it decoded, and the columns."""
-    cols = decode._start(batch, detail=False)
+    """The compiled decoder called directly: whether it decoded, and the columns.
+
+    The columns it must write arrive poisoned, as `decode` hands them over
+    unfilled: an item the decoder forgets shows up.
+    """
+    cols = decode._start(batch, detail=False, fill=False)
+    for name in set(decode.CORE) - {"time", "interface", "frame_len"}:
+        cols[name].view(np.uint8)[:] = 0x5A
     done = _module().decode(batch.data, batch.offset, batch.caplen, batch.origlen,
                             batch.linktype, cols)
     return done, cols
