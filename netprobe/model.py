@@ -337,3 +337,5 @@ class TraceResult:
     node: str | None = None
     interfaces: dict[str, dict[str, str]] = field(default_factory=dict)
     """node -> {ifindex: interface name} where its capture ran (names SLL2 interfaces)."""
+    notes: tuple[str, ...] = ()
+    """What the user should know about how the trace was made (a capture cut short)."""

@@ -240,7 +240,9 @@ def _endpoint_result(path: WebhookPath, probe: _Probe, result: AgentResult, inde
         findings=findings, captures=captures, replay=replay,
         pod=endpoint.pod if endpoint else None, node=node,
         interfaces={vantage: dict(result.interfaces),
-                    **({node: dict(worker_result.interfaces)} if node and worker_result else {})})
+                    **({node: dict(worker_result.interfaces)} if node and worker_result else {})},
+        notes=tuple(dict.fromkeys([*result.warnings,
+                                   *(worker_result.warnings if worker_result else [])])))
 
 
 def _node_ip(endpoint: EndpointInfo) -> str | None:

@@ -130,6 +130,7 @@ def _trace_result(result: Any) -> dict[str, Any]:
         "hops": _plain(result.hops),
         "findings": _plain(result.findings),
         "captures": list(result.captures),
+        "notes": list(result.notes),
         "interfaces": {node: dict(names) for node, names in result.interfaces.items()},
         "replay": replay_to_json(result.replay) if result.replay else None,
     }
@@ -181,6 +182,7 @@ def _trace_result_from_json(data: dict[str, Any]) -> Any:
         findings=tuple(Finding(**dict(f, severity=Severity(f["severity"])))
                        for f in data.get("findings", [])),
         captures=tuple(data.get("captures", [])),
+        notes=tuple(data.get("notes", [])),
         replay=replay_from_json(data["replay"]) if data.get("replay") else None,
         pod=data.get("pod"), node=data.get("node"),
         interfaces={str(node): {str(k): str(v) for k, v in names.items()}

@@ -21,6 +21,10 @@ from netprobe import errors
 SCHEMA = "netprobe.io/v1"
 READY_LINE = "NETPROBE-READY"
 RESULT_MARK = "NETPROBE-RESULT"
+# The result's payload line stays under kubelet's default log rotation size
+# (containerLogMaxSize 10 MiB): `kubectl logs` reads the current file only.
+MAX_PAYLOAD_CHARS = 8 * 1024 * 1024
+FIT_ATTEMPTS = 6
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ class AgentResult:
     """ifindex -> interface name where the capture ran."""
     started: float = 0.0
     ended: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    """What the controller should tell the user (a capture cut to fit the pod log)."""
 
     def to_json_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -96,11 +102,50 @@ class AgentResult:
         return cls(**data)
 
 
-def encode_result(result: AgentResult) -> str:
-    """The two lines an agent prints: a header with the checksum, then the payload."""
-    payload = base64.b64encode(gzip.compress(json.dumps(result.to_json_dict()).encode())).decode()
+def _payload(result: AgentResult) -> str:
+    return base64.b64encode(gzip.compress(json.dumps(result.to_json_dict()).encode())).decode()
+
+
+def encode_result(result: AgentResult, budget: int = MAX_PAYLOAD_CHARS) -> str:
+    """The two lines an agent prints: a header with the checksum, then the payload.
+
+    A payload over `budget` characters has its captures cut (see `fit`).
+    """
+    payload = _payload(result)
+    if len(payload) > budget:
+        result = fit(result, budget, len(payload))
+        payload = _payload(result)
     digest = hashlib.sha256(payload.encode()).hexdigest()
     return f"{RESULT_MARK} {digest} {len(payload)}\n{payload}\n"
+
+
+def fit(result: AgentResult, budget: int, size: int) -> AgentResult:
+    """`result` with its captures cut so that its payload fits `budget` characters.
+
+    Each capture keeps a share of the room in proportion to its size, and its
+    SYN, reset and ICMP packets first (`netprobe.capture.trim`); a
+    warning says what was cut.
+    """
+    from netprobe.capture import trim  # only a huge capture pays for the decoder's import
+
+    raw = sum(len(c) for c in result.captures) or 1
+    scale = budget / size
+    for _ in range(FIT_ATTEMPTS):  # compression makes the payload's size a guess
+        cuts = [trim.trim(c, int(len(c) * scale)) for c in result.captures]
+        smaller = dataclasses.replace(result, captures=[c.data for c in cuts],
+                                      warnings=[*result.warnings, *_cut_notes(result, cuts,
+                                                                              budget)])
+        if len(_payload(smaller)) <= budget or sum(len(c.data) for c in cuts) < raw * 0.01:
+            break
+        scale *= 0.7
+    return smaller
+
+
+def _cut_notes(result: AgentResult, cuts: list[Any], budget: int) -> list[str]:
+    return [f"the capture {i + 1} of the {result.role} agent on {result.node} was cut to "
+            f"{c.kept} of {c.total} packets to fit through the pod log "
+            f"({budget / 2**20:.3g} MiB); SYN, reset and ICMP packets were kept first"
+            for i, c in enumerate(cuts) if 0 <= c.kept < c.total]
 
 
 def decode_result(output: str) -> AgentResult:

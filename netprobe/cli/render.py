@@ -126,6 +126,8 @@ def trace_text(result, stream: TextIO) -> None:  # type: ignore[no-untyped-def]
                   f"{escape(finding.message)}")
     for capture in result.captures:
         out.print(f"  [bold]capture:[/] {escape(capture)}")
+    for note in result.notes:
+        out.print(f"  [yellow]note:[/] {escape(note)}")
     out.print("")
 
 
