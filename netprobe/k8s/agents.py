@@ -324,29 +324,36 @@ def _allowed(api: Api, namespace: str, verb: str, resource: str, subresource: st
 
 
 def _pod_security(api: Api, namespace: str) -> str | None:
-    """None if NAMESPACE exists and admits privileged pods, else the problem."""
+    """The problem if NAMESPACE is missing or its Pod Security level refuses agent pods.
+
+    Only a level that is set and not `privileged` is a problem: without the
+    label the cluster's default applies (privileged, unless an admission
+    configuration says otherwise), and a user who may not read namespaces is
+    not stopped for that; in both cases a refusal comes, clearly worded, when
+    the pod is created.
+    """
     try:
         with translated(f"reading namespace {namespace}", api.host):
             body = api.raw(api.core.read_namespace, namespace)
     except errors.K8sNotFound:
         return (f"namespace {namespace} does not exist (create it with "
                 "'kubectl apply -f agents/namespace.yaml')")
-    except errors.K8sForbidden as exc:
-        return f"Pod Security: cannot check the level of namespace {namespace}: {exc}"
-    level = ((body or {}).get("metadata", {}).get("labels") or {}).get(ENFORCE)
-    if level == "privileged":
+    except errors.K8sForbidden:
         return None
-    shown = f"is {level!r}" if level else "is not set (the cluster default applies)"
-    return (f"Pod Security: namespace {namespace} label {ENFORCE} {shown}; agent pods need "
-            "'privileged' (hostNetwork, NET_RAW, NET_ADMIN)")
+    level = ((body or {}).get("metadata", {}).get("labels") or {}).get(ENFORCE)
+    if level in (None, "privileged"):
+        return None
+    return (f"Pod Security: namespace {namespace} label {ENFORCE} is {level!r}; agent pods "
+            "need 'privileged' (hostNetwork, NET_RAW, NET_ADMIN)")
 
 
 def preflight(api: Api, namespace: str = "netprobe") -> list[str]:
     """What would stop agent pods in NAMESPACE, before anything is created; [] if nothing.
 
     Checks with SelfSubjectAccessReviews that RBAC allows create/get/list/watch/delete
-    on pods and get on pods/log, and that the namespace exists with the Pod Security
-    `enforce` level `privileged`. The caller raises K8sForbidden listing the problems.
+    on pods and get on pods/log, that the namespace exists, and that its Pod Security
+    `enforce` level, when set, is `privileged`. The caller raises K8sForbidden listing
+    the problems.
 
     Raises:
         K8sError: the reviews themselves failed (the server is unreachable, ...).

@@ -362,3 +362,17 @@ def test_pod_backend_is_an_agent_backend(backend: agents.PodBackend) -> None:
     assert all(callable(getattr(agents.PodHandle, name))
                for name in ("wait_ready", "finish", "abort"))
     assert callable(typed.start)
+
+
+def test_a_pod_security_refusal_at_creation_is_forbidden_and_worded(
+        cluster: Cluster, backend: agents.PodBackend) -> None:
+    """preflight trusts a namespace without a Pod Security label; if the cluster's default
+    refuses the agent after all, the creation says why (exit 2)."""
+    message = ('pods "x" is forbidden: violates PodSecurity "baseline:latest": host namespaces '
+               '(hostNetwork=true)')
+    cluster.emulator[kmock.action.CREATE, PODS].override << 403 << \
+        status(403, "Forbidden", message)
+    with pytest.raises(errors.K8sForbidden) as caught:
+        backend.start(SPEC)
+    assert "violates PodSecurity" in str(caught.value) and SPEC.node in str(caught.value)
+    assert caught.value.exit_code == 2
