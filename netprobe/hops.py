@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netprobe.correlate import Sighting
-from netprobe.model import Culprit, Hop, HopStatus, Phase, ReplayResult
+from netprobe.model import Culprit, Hop, HopStatus, Phase, ReplayResult, Status
 
 REFUSING = (HopStatus.REFUSED, HopStatus.DROPPED, HopStatus.FAILED)
 
@@ -80,6 +80,13 @@ def _worker_hops(facts: PathFacts, cp: Sighting, worker: Sighting,
         return [Hop("network", "provider network", HopStatus.UNOBSERVABLE),
                 Hop("worker-ingress", ingress, HopStatus.UNOBSERVABLE, node),
                 Hop(pod_id, pod_label, HopStatus.UNOBSERVABLE, node)]
+    if not worker.seen and _connected(replay):
+        # The handshake completed, so the SYN did arrive: the node's capture missed it
+        # (another interface, or an eBPF datapath that bypasses where tcpdump listens).
+        missed = f"connected, but {node}'s capture did not see the SYN"
+        return [Hop("network", "provider network", HopStatus.UNOBSERVABLE, detail=missed),
+                Hop("worker-ingress", ingress, HopStatus.UNOBSERVABLE, node, detail=missed),
+                Hop(pod_id, pod_label, HopStatus.UNOBSERVABLE, node)]
     if not worker.seen:
         refused = bool(cp.resets or cp.icmp)
         what = ("refused on the way: " + ", ".join(
@@ -102,6 +109,11 @@ def _worker_hops(facts: PathFacts, cp: Sighting, worker: Sighting,
         hops.append(Hop(pod_id, pod_label, HopStatus.OK, node, worker.syn_interfaces[-1],
                         detail="SYN delivered"))
     return hops
+
+
+def _connected(replay: ReplayResult) -> bool:
+    """The replay's TCP handshake completed."""
+    return any(p.phase is Phase.TCP and p.status is Status.OK for p in replay.phases)
 
 
 def _webhook_hop(facts: PathFacts, replay: ReplayResult, worker: Sighting) -> Hop:

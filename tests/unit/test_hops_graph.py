@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -19,8 +20,11 @@ from netprobe.model import (
     Failure,
     HopStatus,
     PacketSummary,
+    Phase,
+    PhaseResult,
     ReplayResult,
     RstInfo,
+    Status,
     WebhookTarget,
 )
 
@@ -64,6 +68,20 @@ def test_no_culprit_when_the_call_went_through() -> None:
                            correlate.Sighting(("eth0", "veth1"), 1))
     assert hops.culprit(path, FACTS) is None
     assert all(h.status is HopStatus.OK for h in path)
+
+
+@pytest.mark.parametrize("failure, culprit", [(None, None), (Failure.TLS_STALL, "webhook")])
+def test_a_connection_the_worker_capture_missed_blames_no_network(failure, culprit) -> None:
+    """The handshake completed, so the SYN arrived: a worker capture that saw nothing missed
+    it (another interface, an eBPF datapath); the network is not the culprit."""
+    connected = PhaseResult(Phase.TCP, Status.OK, 0.0, 0.001, "connected")
+    replay = dataclasses.replace(_replay(Evidence(failure)), phases=(connected,))
+    path = hops.build_hops(FACTS, replay, SEEN_CP, correlate.Sighting())
+    status = {h.id: h.status for h in path}
+    assert status["network"] is status["worker-ingress"] is HopStatus.UNOBSERVABLE
+    assert "did not see the SYN" in next(h for h in path if h.id == "network").detail
+    found = hops.culprit(path, FACTS)
+    assert (found.hop if found else None) == culprit
 
 
 def test_unobserved_worker_is_said_so() -> None:
