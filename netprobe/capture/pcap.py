@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from netprobe import _native
-from netprobe.capture.records import PAD, Batch, Damage, Interface, Reader, read_into
+from netprobe.capture.records import PAD, Batch, Damage, Interface, Reader, read_chunk
 
 __all__ = ["MAGICS", "Damage", "walk"]
 
@@ -126,11 +126,7 @@ def walk(stream: Reader, chunk_bytes: int, interfaces: list[Interface]) -> Itera
     maxcap = max(snaplen, MAX_CAPLEN)
     carry = np.zeros(0, np.uint8)
     while True:
-        buf = np.empty(len(carry) + chunk_bytes + PAD, np.uint8)
-        buf[: len(carry)] = carry
-        got = read_into(stream, buf.data[len(carry): len(carry) + chunk_bytes])
-        size = len(carry) + got
-        buf[size: size + PAD] = 0
+        buf, size, got = read_chunk(stream, carry, chunk_bytes)
         offs, head, end = _records(buf, size, big)
         caplen = head[:, 2]
         if end + RECORD_HEADER_LEN <= size:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from netprobe import _native
-from netprobe.capture.records import PAD, Batch, Damage, Interface, Reader, read_into
+from netprobe.capture.records import PAD, Batch, Damage, Interface, Reader, read_chunk
 
 SHB_MAGIC = b"\x0a\x0d\x0d\x0a"
 SHB = 0x0A0D0D0A
@@ -272,12 +272,7 @@ def walk(stream: Reader, chunk_bytes: int, interfaces: list[Interface]) -> Itera
     walker = _Walker(interfaces)
     carry = np.zeros(0, np.uint8)
     while True:
-        # read straight into a padded array: the batch needs no copy of the chunk
-        buf = np.empty(len(carry) + chunk_bytes + PAD, np.uint8)
-        buf[: len(carry)] = carry
-        got = read_into(stream, buf.data[len(carry): len(carry) + chunk_bytes])
-        size = len(carry) + got
-        buf[size: size + PAD] = 0
+        buf, size, got = read_chunk(stream, carry, chunk_bytes)
         try:
             end = walker.walk(buf.data[:size], 0)
         except Damage:

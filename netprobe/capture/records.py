@@ -53,31 +53,33 @@ class Batch:
         return len(self.offset)
 
 
-def padded(chunk: bytes | memoryview) -> npt.NDArray[np.uint8]:
-    """Return `chunk` as a uint8 array followed by `PAD` zero bytes."""
-    out = np.zeros(len(chunk) + PAD, dtype=np.uint8)
-    out[: len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
-    return out
-
-
 class Reader(Protocol):
     """The binary stream a container walker reads: a file, a decompressor, or both
     behind the bytes already read to detect the format."""
 
     def read(self, size: int = -1, /) -> bytes: ...
-
     def readinto(self, buffer: memoryview, /) -> int | None: ...
 
 
-def read_into(stream: Reader, view: memoryview) -> int:
-    """Fill `view` from `stream` as far as it goes; return the bytes read."""
-    got = 0
+def read_chunk(stream: Reader, carry: npt.NDArray[np.uint8],
+               chunk_bytes: int) -> tuple[npt.NDArray[np.uint8], int, int]:
+    """`carry` followed by up to `chunk_bytes` read from `stream`, then `PAD` zero bytes.
+
+    The bytes are read straight into the array (a batch needs no copy of its
+    chunk). Returns the array, how many bytes it holds before the padding, and
+    how many were read (0: the end of the stream).
+    """
+    buf = np.empty(len(carry) + chunk_bytes + PAD, np.uint8)
+    buf[: len(carry)] = carry
+    view, got = buf.data[len(carry): len(carry) + chunk_bytes], 0
     while got < len(view):
         n = stream.readinto(view[got:])
         if not n:
             break
         got += n
-    return got
+    size = len(carry) + got
+    buf[size: size + PAD] = 0
+    return buf, size, got
 
 
 class Damage(Exception):

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from netprobe import errors
 from netprobe.analysis import CaptureDamageWarning
 from netprobe.capture import decode, formats, linklayer
-from netprobe.capture.records import PAD, Batch, padded
+from netprobe.capture.records import PAD, Batch
 from tests.unit.analysis.test_generated import _variants
 from tests.unit.capture.test_corpus import FILES as CORPUS
 
@@ -28,6 +28,11 @@ LINKS = sorted(linklayer.SUPPORTED) + UNKNOWN_LINKS
 
 def _module() -> ModuleType:
     return importlib.import_module("netprobe._native.decode")
+
+
+def padded(chunk: bytes) -> np.ndarray:
+    """`chunk` as a uint8 array followed by `PAD` zero bytes, as the readers give it."""
+    return np.concatenate([np.frombuffer(chunk, np.uint8), np.zeros(PAD, np.uint8)])
 
 
 def _run(batch: Batch) -> tuple[bool, decode.Columns]:
