@@ -6,11 +6,12 @@ Goal: up <= 1.5 s, down <= 1 s for every scenario.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
-from netprobe.lab import lifecycle, scenarios
+from timing import scenario_args  # bench/timing.py (the script's folder is on sys.path)
+
+from netprobe.lab import lifecycle
 
 UP_GOAL, DOWN_GOAL = 1.5, 1.0
 
@@ -28,11 +29,7 @@ def measure(name: str, runs: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("scenarios", nargs="*", default=list(scenarios.NAMES))
-    args = parser.parse_args()
-    lifecycle.down()
+    args = scenario_args(__doc__ or "")
     print(f"{'scenario':<24} {'up (s)':>8} {'down (s)':>9}   median of {args.runs}")
     worst_up = worst_down = 0.0
     for name in args.scenarios:

@@ -7,12 +7,11 @@ process, interpreter start included), median of 5.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from timing import median_run  # bench/timing.py (the script's folder is on sys.path)
+from timing import median_run, scenario_args  # bench/timing.py (the script's folder is on sys.path)
 
-from netprobe.lab import lifecycle, scenarios
+from netprobe.lab import lifecycle
 
 GOAL = 3.5
 
@@ -36,11 +35,7 @@ def measure(name: str, runs: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("scenarios", nargs="*", default=list(scenarios.NAMES))
-    args = parser.parse_args()
-    lifecycle.down()
+    args = scenario_args(__doc__ or "")
     print(f"{'scenario':<24} {'verdict (s)':>11}   median of {args.runs}, whole process")
     worst = 0.0
     for name in args.scenarios:

@@ -7,15 +7,14 @@ endpoints (scenario `fanout`) takes <= 1.5x tracing one (scenario `gke-port-443`
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
 from pathlib import Path
 
-from timing import median_run  # bench/timing.py (the script's folder is on sys.path)
+from timing import median_run, scenario_args  # bench/timing.py (the script's folder is on sys.path)
 
-from netprobe.lab import lifecycle, scenarios
+from netprobe.lab import lifecycle
 
 GOAL, FANOUT_GOAL = 5.0, 1.5
 
@@ -39,11 +38,7 @@ def measure(name: str, runs: int, workdir: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("scenarios", nargs="*", default=list(scenarios.NAMES))
-    args = parser.parse_args()
-    lifecycle.down()
+    args = scenario_args(__doc__ or "")
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
         print(f"{'scenario':<24} {'trace (s)':>9}   median of {args.runs}, whole process")

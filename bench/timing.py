@@ -1,10 +1,24 @@
-"""Shared by the benchmarks: the median wall time of a whole netprobe process."""
+"""Shared by the benchmarks: their command line, and the median wall time of a whole
+netprobe process."""
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import subprocess
 import time
+
+
+def scenario_args(doc: str) -> argparse.Namespace:
+    """`--runs N` and the lab scenarios to measure (default: all), after resetting the lab."""
+    from netprobe.lab import lifecycle, scenarios
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("scenarios", nargs="*", default=list(scenarios.NAMES))
+    args = parser.parse_args()
+    lifecycle.down()
+    return args
 
 
 def median_run(command: list[str], runs: int, what: str) -> float:
