@@ -6,6 +6,7 @@ The public Python API (also what the notebooks use):
   captured and classified (`ReplayResult`).
 - `trace_webhooks(objects, backend, name=...)`: the whole path, with agents at
   every hop, correlated across NAT (`TraceResult` per endpoint).
+- `load_trace(path)`, `read_trace(saved)`: a saved trace and its captures, as one table.
 - `netprobe.analysis`: captures as pandas DataFrames, flows, verdicts, totals.
 
 Names are loaded on first use, so `import netprobe` (and the CLI) start fast.
@@ -17,16 +18,19 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "NetprobeError": "netprobe.errors",
-    "ReplayResult": "netprobe.model",
-    "Timeouts": "netprobe.settings",
-    "TraceOptions": "netprobe.trace",
-    "TraceResult": "netprobe.model",
-    "UsageError": "netprobe.errors",
-    "Verdict": "netprobe.model",
-    "WebhookTarget": "netprobe.model",
+    "NetprobeError": "netprobe.core.errors",
+    "ReplayResult": "netprobe.core.model",
+    "SavedTrace": "netprobe.api",
+    "Timeouts": "netprobe.core.settings",
+    "TraceOptions": "netprobe.api",
+    "TraceResult": "netprobe.core.model",
+    "UsageError": "netprobe.core.errors",
+    "Verdict": "netprobe.core.model",
+    "WebhookTarget": "netprobe.core.model",
+    "load_trace": "netprobe.api",
+    "read_trace": "netprobe.api",
     "replay": "netprobe.api",
-    "trace_webhooks": "netprobe.trace",
+    "trace_webhooks": "netprobe.api",
 }
 
 __all__ = sorted(_EXPORTS)

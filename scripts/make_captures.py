@@ -12,8 +12,10 @@ import json
 import shutil
 from pathlib import Path
 
-from netprobe import api, trace, wire
+from netprobe import api
+from netprobe.core import wire
 from netprobe.lab import lifecycle
+from netprobe.trace import pipeline as trace
 
 SCENARIOS = ("ok", "connection-refused", "no-endpoints", "io-timeout", "networkpolicy-drop",
              "rst-middlebox", "no-route", "tls-handshake-timeout", "response-timeout",

@@ -18,28 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netprobe import errors
 from netprobe.analysis import counts, pipeline, rules
 from netprobe.analysis.counts import TOTALS_FIELDS
+from netprobe.core import errors
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from netprobe.analysis.saved import SavedTrace, VantageCapture, load_trace
-
-_SAVED = ("SavedTrace", "VantageCapture", "load_trace")
-
-
-def __getattr__(name: str) -> Any:
-    """Saved traces load on first use: `netprobe analyze` does not need the trace model."""
-    if name in _SAVED:
-        from netprobe.analysis import saved
-
-        return getattr(saved, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-__all__ = ["TOTALS_FIELDS", "CaptureDamageWarning", "SavedTrace", "VantageCapture", "flows",
-           "load_trace", "read", "read_trace", "totals", "verdicts"]
+__all__ = ["TOTALS_FIELDS", "CaptureDamageWarning", "flows", "read", "totals", "verdicts"]
 
 
 class CaptureDamageWarning(UserWarning):
@@ -191,24 +177,3 @@ def totals(source: str | Path | pd.DataFrame) -> dict[str, int]:
     if not hasattr(source, "columns"):
         raise errors.UsageError("totals: expected a path or a DataFrame from read()")
     return counts.count(_table(source))
-
-
-def read_trace(trace: SavedTrace) -> pd.DataFrame:
-    """Every capture of a saved trace in one table: the replayed call across vantage points.
-
-    Returns:
-        The `read()` columns of every capture plus `capture`, `row`, `node`,
-        `where` (`node/interface`), `hop`, `lane` (path order), `conn` (part
-        of the replayed connection, found by its ISN through NAT), `kind`
-        (SYN, SYN-ACK, RST, ClientHello...) and `instance` (one number for
-        the copies of a packet on several interfaces), sorted by time.
-
-    Raises:
-        CaptureFormatError: a capture cannot be read.
-    """
-    from netprobe import pathview
-
-    frames = [read(c.path) for c in trace.captures]
-    return pathview.path_packets(trace.result, frames, [c.node for c in trace.captures],
-                                 [c.role for c in trace.captures],
-                                 [trace.ifnames.get(c.node, {}) for c in trace.captures])

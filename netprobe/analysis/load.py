@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from netprobe import errors
 from netprobe.capture import decode, formats, linklayer
 from netprobe.capture.records import Interface
+from netprobe.core import errors
 
 
 @dataclass

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from netprobe import errors
 from netprobe.capture import pcap, pcapng
 from netprobe.capture.records import Batch, Interface
+from netprobe.core import errors
 
 CHUNK_BYTES = 16 * 1024 * 1024
 

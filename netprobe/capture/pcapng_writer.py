@@ -40,9 +40,9 @@ from typing import BinaryIO
 
 import numpy as np
 
-from netprobe import errors
 from netprobe.capture import formats, linklayer
 from netprobe.capture.records import Batch, Interface, u32be
+from netprobe.core import errors
 
 SHB_TYPE, IDB_TYPE, EPB_TYPE = 0x0A0D0D0A, 1, 6
 BYTE_ORDER_MAGIC = 0x1A2B3C4D

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from netprobe import errors
+from netprobe.core import errors
 
 SNAPLEN = 1024
 """Headers plus a whole ClientHello (SNI, ALPN: what Wireshark users look for) and

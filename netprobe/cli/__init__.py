@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from netprobe import errors
+from netprobe.core import errors
 
 EXIT_OK = 0
 EXIT_DIAGNOSED = 1

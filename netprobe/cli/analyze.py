@@ -16,7 +16,7 @@ import click
 import numpy as np
 import orjson
 
-from netprobe import errors
+from netprobe.core import errors
 
 EXIT_OK, EXIT_DIAGNOSED, EXIT_USAGE = 0, 1, 2
 JSON_VERSION = 1
@@ -184,7 +184,7 @@ def analyze(ctx: click.Context, files: tuple[str, ...], output: str, limit: int,
     """Diagnose webhook connections from capture FILEs (pcap/pcapng, gzip/zstd)."""
     kept: list[Any] | None = None
     if pcapng:
-        from netprobe import export
+        from netprobe.present import export
 
         export.check_writable(pcapng)  # before the work: a usage error, exit 2
         kept = []
@@ -207,7 +207,7 @@ def analyze(ctx: click.Context, files: tuple[str, ...], output: str, limit: int,
             level = "error" if report["error"] else "warning"
             click.echo(f"netprobe: {level}: {message}", err=True)
     if pcapng and kept:
-        from netprobe import export
+        from netprobe.present import export
 
         written = export.analysis_pcapng(kept, pcapng)
         click.echo(f"netprobe: wrote {pcapng}: {written.packets} packets, {written.comments} "

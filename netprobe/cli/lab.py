@@ -135,7 +135,7 @@ def demo(names: tuple[str, ...], verbose: bool) -> None:
 
 def _demo_lines(scenario: scenarios.Scenario, results: list, took: float, verbose: bool) -> int:
     """One line per distinct outcome (a fan-out's endpoints share one); returns 1 on a miss."""
-    from netprobe.cli import render
+    from netprobe.present import text as render
 
     shown: dict[tuple, int] = {}
     for result in results:

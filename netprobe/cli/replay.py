@@ -12,9 +12,10 @@ from pathlib import Path
 
 import click
 
-from netprobe import api, settings, wire
-from netprobe.cli import render
-from netprobe.model import CallKind
+from netprobe import api
+from netprobe.core import settings, wire
+from netprobe.core.model import CallKind
+from netprobe.present import text as render
 from netprobe.replay import target as target_mod
 
 

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from netprobe import export, settings, snapshot, wire
-from netprobe import trace as trace_mod
-from netprobe.cli import render
+from netprobe.core import settings, wire
+from netprobe.k8s import files as snapshot
+from netprobe.present import export
+from netprobe.present import text as render
+from netprobe.trace import pipeline as trace_mod
 
 if TYPE_CHECKING:  # only a live cluster imports the kubernetes client
     from netprobe.k8s.client import Api
@@ -39,18 +41,18 @@ def _objects(snapshot_path: Path | None, kubeconfig: str | None,
 
 def _backend(netns_map: str | None, api_client: Api | None, agent_namespace: str, image: str):
     if netns_map:
-        from netprobe.backends.netns import NetnsBackend, parse_netns_map
+        from netprobe.agents.netns import NetnsBackend, parse_netns_map
 
         return NetnsBackend(parse_netns_map(netns_map))
     if api_client is None:
         raise click.UsageError("a --snapshot has no cluster to run agents in: give --netns-map "
                                "NODE=NETNS,..., or --static for the checks that need no "
                                "packets (or trace a live cluster without --snapshot)")
-    from netprobe.k8s import agents
+    from netprobe.agents import pod as agents
 
     problems = agents.preflight(api_client, agent_namespace)
     if problems:
-        from netprobe import errors
+        from netprobe.core import errors
         raise errors.K8sForbidden("checking what agents need: " + "; ".join(problems))
     return agents.PodBackend(api_client, namespace=agent_namespace, image=image)
 

@@ -20,7 +20,7 @@ import urllib3
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from netprobe import errors
+from netprobe.core import errors
 
 
 class Api:

@@ -17,7 +17,7 @@ from kubernetes import client
 from kubernetes.config import incluster_config, kube_config
 from kubernetes.config.config_exception import ConfigException
 
-from netprobe import errors
+from netprobe.core import errors
 from netprobe.k8s.client import Api
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from netprobe import errors
+from netprobe.core import errors
 from netprobe.k8s.client import Api, translated
 
 PUBLIC_SECRET_KEYS = frozenset({"tls.crt", "ca.crt"})

@@ -18,8 +18,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netprobe import errors, system
-from netprobe.lab import netns, pki, scenarios, servers, snapshot
+from netprobe.core import errors
+from netprobe.host import system
+from netprobe.lab import netns, objects, pki, scenarios, servers
 from netprobe.lab.topology import VPC_NETNS, Plan
 
 READY_TIMEOUT = 15.0
@@ -151,5 +152,5 @@ def netns_map(plan: Plan) -> str:
 def snapshot_list(state: LabState) -> dict:  # type: ignore[type-arg]
     """The running scenario's Kubernetes objects (what `lab snapshot` prints)."""
     pki_dir = state.directory / "pki"
-    return snapshot.build_list(plan_of(state), (pki_dir / pki.CA_BUNDLE).read_bytes(),
+    return objects.build_list(plan_of(state), (pki_dir / pki.CA_BUNDLE).read_bytes(),
                                (pki_dir / pki.SIGNER_CA).read_bytes(), state.started)

@@ -15,7 +15,8 @@ import signal
 import time
 from pathlib import Path
 
-from netprobe import errors, nsenter, system
+from netprobe.core import errors
+from netprobe.host import nsenter, system
 from netprobe.lab import kubeproxy
 from netprobe.lab.topology import BRIDGE, NODE_NIC, PREFIX, VPC_NETNS, Node, Plan, Pod
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from netprobe import errors
+from netprobe.core import errors
 from netprobe.lab.topology import (
     BRIDGE,
     PREFIX,

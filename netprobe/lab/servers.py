@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from netprobe import nsenter
+from netprobe.host import nsenter
 from netprobe.lab import pki
 from netprobe.lab.topology import Listener, Plan, Serve
 

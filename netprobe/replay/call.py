@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 
 import h11
 
-from netprobe import apiserver, certs
-from netprobe.model import (
+from netprobe.core.model import (
     CertificateInfo,
     Failure,
     HttpOutcome,
@@ -33,8 +32,8 @@ from netprobe.model import (
     Status,
     WebhookTarget,
 )
-from netprobe.replay import review, sockets
-from netprobe.settings import Timeouts
+from netprobe.core.settings import Timeouts
+from netprobe.replay import apiserver, certs, review, sockets
 
 TICK = 0.05
 """Longest single wait: how often stall evidence and cancellation are re-read."""

@@ -12,7 +12,7 @@ import json
 import uuid
 from typing import Any
 
-from netprobe.model import CallKind
+from netprobe.core.model import CallKind
 
 PROBE_OBJECT = {
     "apiVersion": "v1", "kind": "ConfigMap",

@@ -15,7 +15,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from netprobe import nsenter
+from netprobe.host import nsenter
 
 _TCP_INFO_LEN = 104
 

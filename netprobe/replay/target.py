@@ -11,8 +11,9 @@ import ipaddress
 import urllib.parse
 from pathlib import Path
 
-from netprobe import certs, errors
-from netprobe.model import CallKind, WebhookTarget
+from netprobe.core import errors
+from netprobe.core.model import CallKind, WebhookTarget
+from netprobe.replay import certs
 
 
 def parse_resolve(text: str, host: str) -> str:

@@ -56,7 +56,7 @@ def test_ctrl_c_leaves_nothing_behind(command: str, tmp_path: Path) -> None:
         _, err = child.communicate(timeout=30)
         assert child.returncode == 130, err
         assert "interrupted" in err and "Traceback" not in err
-        _wait_for(lambda: not _ours("tcpdump -i any") and not _ours("netprobe.agent"),
+        _wait_for(lambda: not _ours("tcpdump -i any") and not _ours("netprobe.agents"),
                   "agents and captures gone", timeout=10)
         assert _netprobe_temp() == before
     finally:

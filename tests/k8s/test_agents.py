@@ -17,10 +17,10 @@ import kmock
 import kubernetes_validate
 import pytest
 
-from netprobe import errors
-from netprobe.agent.spec import READY_LINE, AgentResult, AgentSpec, encode_result
-from netprobe.backends import AgentBackend
-from netprobe.k8s import agents
+from netprobe.agents import pod as agents
+from netprobe.agents.backend import AgentBackend
+from netprobe.agents.spec import READY_LINE, AgentResult, AgentSpec, encode_result
+from netprobe.core import errors
 from netprobe.k8s.client import Api
 
 from .conftest import PODS, Cluster, status
@@ -75,7 +75,7 @@ def test_agent_pod_is_schema_valid_and_locked_down() -> None:
     assert pod["metadata"]["labels"] == {
         "app.kubernetes.io/managed-by": "netprobe", "app.kubernetes.io/name": "netprobe-agent",
         "netprobe.io/run-id": SPEC.run_id, "netprobe.io/role": "capture"}
-    assert container["command"][:4] == ["python", "-m", "netprobe.agent", "--spec"]
+    assert container["command"][:4] == ["python", "-m", "netprobe.agents", "--spec"]
     assert AgentSpec.from_json(container["command"][4]) == SPEC
 
 

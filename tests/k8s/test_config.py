@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from netprobe import errors
+from netprobe.core import errors
 from netprobe.k8s import config
 
 

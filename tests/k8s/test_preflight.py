@@ -5,8 +5,8 @@ from __future__ import annotations
 import kmock
 import pytest
 
-from netprobe import errors
-from netprobe.k8s import agents
+from netprobe.agents import pod as agents
+from netprobe.core import errors
 from netprobe.k8s.client import Api
 
 from .conftest import NAMESPACE_PATH, SSAR, Cluster, status

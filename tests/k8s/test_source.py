@@ -9,10 +9,10 @@ import kmock
 import kubernetes_validate
 import pytest
 
-from netprobe import errors
+from netprobe.core import errors
 from netprobe.k8s.client import Api
 from netprobe.k8s.source import LiveSource
-from netprobe.lab import pki, scenarios, snapshot
+from netprobe.lab import objects, pki, scenarios
 
 from .conftest import Cluster, b64, status
 
@@ -51,7 +51,7 @@ def listing(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     plan = scenarios.get("ok").build()
     directory: Path = tmp_path_factory.mktemp("pki")
     pki.write_pki(plan, directory)
-    items = snapshot.build_list(plan, (directory / pki.CA_BUNDLE).read_bytes(),
+    items = objects.build_list(plan, (directory / pki.CA_BUNDLE).read_bytes(),
                                 (directory / pki.SIGNER_CA).read_bytes(), 1_790_000_000.0)["items"]
     items += [_crd("certificates.cert-manager.io", "Webhook"),
               _crd("widgets.example.com", "None"), _tls_secret()]

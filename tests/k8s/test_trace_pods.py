@@ -17,8 +17,8 @@ from typing import Any
 
 from kubernetes import watch
 
-from netprobe.agent.spec import READY_LINE, AgentResult, AgentSpec, encode_result
-from netprobe.lab import pki, scenarios, snapshot
+from netprobe.agents.spec import READY_LINE, AgentResult, AgentSpec, encode_result
+from netprobe.lab import objects, pki, scenarios
 
 from .conftest import Cluster
 
@@ -39,7 +39,7 @@ def lab_objects(report: dict[str, Any], directory: Path) -> list[dict[str, Any]]
     pki.write_pki(plan, directory)
     started = min(phase["started"] for result in report["results"]
                   for phase in result["replay"]["phases"])
-    return snapshot.build_list(plan, (directory / pki.CA_BUNDLE).read_bytes(),
+    return objects.build_list(plan, (directory / pki.CA_BUNDLE).read_bytes(),
                                (directory / pki.SIGNER_CA).read_bytes(), int(started))["items"]
 
 

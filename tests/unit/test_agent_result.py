@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import netprobe.analysis as analysis
-from netprobe.agent import spec
+from netprobe.agents import spec
 from tests import craft
 
 
@@ -55,8 +55,8 @@ def test_notes_travel_in_the_trace_json_and_text() -> None:
     import io
     import json
 
-    from netprobe import wire
-    from netprobe.cli import render
+    from netprobe.core import wire
+    from netprobe.present import text as render
 
     root = Path(__file__).resolve().parents[2]
     data = json.loads((root / "captures" / "ok" / "trace.json").read_text())

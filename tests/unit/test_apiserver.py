@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from netprobe import apiserver
-from netprobe.model import Failure, WebhookTarget
+from netprobe.core.model import Failure, WebhookTarget
+from netprobe.replay import apiserver
 
 PREFIX = ('failed calling webhook "webhook.cert-manager.io": failed to call webhook: '
           'Post "https://cert-manager-webhook.cert-manager.svc:443/validate?timeout=10s": ')
@@ -78,7 +78,7 @@ def test_call_url_brackets_ipv6() -> None:
 def test_conversion_webhooks_have_their_own_shape() -> None:
     from dataclasses import replace
 
-    from netprobe.model import CallKind
+    from netprobe.core.model import CallKind
     target = replace(_target(30), path="/convert", kind=CallKind.CONVERSION,
                      conversion_gvk="stable.example.com/v1beta1, Kind=CronTab")
     error = apiserver.predict(target, Failure.REFUSED, dialed=("10.96.20.99", 443))

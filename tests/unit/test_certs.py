@@ -7,8 +7,9 @@ import datetime as dt
 import pytest
 from cryptography import x509
 
-from netprobe import certs, errors
+from netprobe.core import errors
 from netprobe.lab import pki
+from netprobe.replay import certs
 
 HOST = "cert-manager-webhook.cert-manager.svc"
 NOW = dt.datetime.now(dt.UTC)

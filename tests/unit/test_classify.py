@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from netprobe import classify
-from netprobe.model import (
+from netprobe.core import rules
+from netprobe.core.model import (
     CertificateInfo,
     Evidence,
     Failure,
@@ -78,15 +78,15 @@ CASES = [
 @pytest.mark.parametrize("name,evidence,cls,phase,cause", CASES, ids=[case[0] for case in CASES])
 def test_rule_table(name: str, evidence: Evidence, cls: str, phase: Phase | None,
                     cause: str) -> None:
-    verdict = classify.classify(evidence)
+    verdict = rules.classify(evidence)
     assert (verdict.cls, verdict.phase, verdict.cause) == (cls, phase, cause)
     assert verdict.explanation
 
 
 def test_early_flag_is_carried() -> None:
-    verdict = classify.classify(Evidence(Failure.DIAL_STALL, early=True))
+    verdict = rules.classify(Evidence(Failure.DIAL_STALL, early=True))
     assert verdict.early
-    assert not classify.classify(Evidence(Failure.DIAL_STALL)).early
+    assert not rules.classify(Evidence(Failure.DIAL_STALL)).early
 
 
 def test_every_verdict_class_is_a_contract_name() -> None:
@@ -94,4 +94,4 @@ def test_every_verdict_class_is_a_contract_name() -> None:
                 "tls-handshake-timeout", "response-timeout", "x509-unknown-authority",
                 "x509-expired", "x509-hostname-mismatch", "dns-failure", "service-not-found",
                 "http-error"}
-    assert {classify.classify(case[1]).cls for case in CASES} <= contract
+    assert {rules.classify(case[1]).cls for case in CASES} <= contract

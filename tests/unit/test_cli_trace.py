@@ -63,10 +63,10 @@ def test_static_checks_of_a_support_bundle(tmp_path: Path) -> None:
 
     import yaml
 
-    from netprobe.lab import scenarios, snapshot
+    from netprobe.lab import objects, scenarios
 
     bundle = tmp_path / "bundle.yaml"
-    listing = snapshot.build_list(scenarios.get("no-endpoints").build(), b"ca", b"ca", time.time())
+    listing = objects.build_list(scenarios.get("no-endpoints").build(), b"ca", b"ca", time.time())
     bundle.write_text(yaml.safe_dump(listing))
     done = _run("trace", "webhook", "validating/cert-manager-webhook", "--snapshot", str(bundle),
                 "--static", "-o", "json")
@@ -76,6 +76,6 @@ def test_static_checks_of_a_support_bundle(tmp_path: Path) -> None:
     codes = {f["code"] for f in report["results"][0]["findings"]}
     assert {"endpoints-not-ready", "probe-port-mismatch"} <= codes
     healthy = tmp_path / "ok.yaml"
-    healthy.write_text(yaml.safe_dump(snapshot.build_list(scenarios.get("ok").build(), b"ca",
+    healthy.write_text(yaml.safe_dump(objects.build_list(scenarios.get("ok").build(), b"ca",
                                                           b"ca", time.time())))
     assert _run("trace", "webhook", "--snapshot", str(healthy), "--static").returncode == 0

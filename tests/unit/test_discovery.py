@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from netprobe import checks, discovery, errors, snapshot
+from netprobe.core import errors
+from netprobe.core.model import CallKind
+from netprobe.k8s import files as snapshot
+from netprobe.lab import objects as lab_snapshot
 from netprobe.lab import pki, scenarios
-from netprobe.lab import snapshot as lab_snapshot
-from netprobe.model import CallKind
+from netprobe.trace import checks, discovery
 
 CA = pki.issue(pki.make_authority("ca"), "x", ["x"], []).cert
 

@@ -12,9 +12,10 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import CookedLinuxV2
 from scapy.utils import wrpcap
 
-from netprobe import analysis, classify, correlate, errors, graph, hops
-from netprobe.agent.spec import AgentResult, decode_result, encode_result
-from netprobe.model import (
+from netprobe import analysis
+from netprobe.agents.spec import AgentResult, decode_result, encode_result
+from netprobe.core import errors, rules
+from netprobe.core.model import (
     ApiserverError,
     Evidence,
     Failure,
@@ -27,6 +28,8 @@ from netprobe.model import (
     Status,
     WebhookTarget,
 )
+from netprobe.present import graph
+from netprobe.trace import correlate, hops
 
 FACTS = hops.PathFacts("control-plane-1", False, "cert-manager/cert-manager-webhook",
                        "10.96.20.99", 443, "10.244.1.5", 10250, "worker-1", "pod-a", False)
@@ -34,7 +37,7 @@ FACTS = hops.PathFacts("control-plane-1", False, "cert-manager/cert-manager-webh
 
 def _replay(evidence: Evidence) -> ReplayResult:
     target = WebhookTarget("https://s.ns.svc:443/validate", "s.ns.svc", 443, "/validate")
-    return ReplayResult(target, (), classify.classify(evidence), ApiserverError("m"),
+    return ReplayResult(target, (), rules.classify(evidence), ApiserverError("m"),
                         packets=evidence.packets)
 
 
@@ -98,8 +101,8 @@ def test_unobserved_worker_is_said_so() -> None:
     ("connection-refused", "webhook", set(), "nothing-listening")])
 def test_refine_with_the_path(cls: str, hop: str, codes: set[str], cause: str) -> None:
     failure = Failure.DIAL_STALL if cls == "io-timeout" else Failure.REFUSED
-    verdict = classify.classify(Evidence(failure, early=True))
-    refined = classify.refine(verdict, hop, codes)
+    verdict = rules.classify(Evidence(failure, early=True))
+    refined = rules.refine(verdict, hop, codes)
     assert (refined.cls, refined.cause) == (cls, cause)
     assert refined.early == verdict.early
 

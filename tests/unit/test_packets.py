@@ -8,7 +8,7 @@ from scapy.layers.inet import ICMP, IP, TCP, IPerror, TCPerror
 from scapy.layers.l2 import CookedLinuxV2
 from scapy.utils import wrpcap
 
-from netprobe import packets
+from netprobe.replay import packets
 
 LOCAL, POD, PORT = "10.0.0.10", "10.244.1.5", 40123
 

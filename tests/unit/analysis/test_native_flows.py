@@ -10,10 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netprobe import _native, errors
+from netprobe import _native
 from netprobe.analysis import flowtable, pipeline
 from netprobe.analysis.load import load
 from netprobe.capture import decode
+from netprobe.core import errors
 from tests.unit.analysis.test_generated import NAMES, _variants
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import netprobe.analysis as analysis
-from netprobe import errors
 from netprobe.analysis import pipeline
 from netprobe.cli import cli
+from netprobe.core import errors
 from tests import craft
 
 GOOD = craft.everything()[:12]

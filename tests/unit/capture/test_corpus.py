@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 import netprobe.analysis as analysis
-from netprobe import errors
 from netprobe.cli import cli
+from netprobe.core import errors
 from tests import tshark_reference
 
 CORPUS = Path(__file__).resolve().parents[3] / ".." / "shared" / "corpus" / "tcpdump" / "tests"

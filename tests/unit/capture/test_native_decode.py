@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netprobe import errors
 from netprobe.analysis import CaptureDamageWarning
 from netprobe.capture import decode, formats, linklayer
 from netprobe.capture.records import PAD, Batch
+from netprobe.core import errors
 from tests.unit.analysis.test_generated import _variants
 from tests.unit.capture.test_corpus import FILES as CORPUS
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netprobe import errors
 from netprobe.capture import formats
+from netprobe.core import errors
 from tests.unit.analysis.test_generated import _variants
 from tests.unit.capture.test_corpus import FILES as CORPUS
 

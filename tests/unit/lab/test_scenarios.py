@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from netprobe import errors
+from netprobe.core import errors
 from netprobe.lab import scenarios
 from netprobe.lab.topology import PREFIX, Serve
 

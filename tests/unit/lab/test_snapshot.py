@@ -8,7 +8,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from netprobe.lab import pki, scenarios, snapshot
+from netprobe.lab import objects, pki, scenarios
 
 K8S_VERSION = "1.31.0"
 
@@ -27,7 +27,7 @@ def pems(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[bytes, byt
 @pytest.mark.parametrize("scenario", scenarios.SCENARIOS, ids=scenarios.NAMES)
 def test_every_object_validates(scenario: scenarios.Scenario, pems) -> None:
     ca, signer = pems[scenario.name]
-    listing = snapshot.build_list(scenario.build(), ca, signer, 1_790_000_000.0)
+    listing = objects.build_list(scenario.build(), ca, signer, 1_790_000_000.0)
     kinds = {item["kind"] for item in listing["items"]}
     assert {"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "Service",
             "EndpointSlice", "Pod", "Deployment", "Node", "Secret"} <= kinds
@@ -37,7 +37,7 @@ def test_every_object_validates(scenario: scenarios.Scenario, pems) -> None:
 
 def test_ca_bundle_is_the_pem_ca(pems) -> None:
     ca, signer = pems["ok"]
-    listing = snapshot.build_list(scenarios.get("ok").build(), ca, signer, 1_790_000_000.0)
+    listing = objects.build_list(scenarios.get("ok").build(), ca, signer, 1_790_000_000.0)
     hook = listing["items"][0]["webhooks"][0]
     assert base64.b64decode(hook["clientConfig"]["caBundle"]) == ca
     assert hook["timeoutSeconds"] == 10
@@ -45,7 +45,7 @@ def test_ca_bundle_is_the_pem_ca(pems) -> None:
 
 def test_managed_clusters_have_no_control_plane_node(pems) -> None:
     ca, signer = pems["fargate-kubelet"]
-    listing = snapshot.build_list(scenarios.get("fargate-kubelet").build(), ca, signer, 0.0)
+    listing = objects.build_list(scenarios.get("fargate-kubelet").build(), ca, signer, 0.0)
     nodes = [item for item in listing["items"] if item["kind"] == "Node"]
     assert [node["metadata"]["name"] for node in nodes] == [
         "fargate-ip-10-0-3-33.eu-west-1.compute.internal"]

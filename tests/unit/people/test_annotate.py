@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from netprobe import analysis, annotate, errors, export, wire
+from netprobe import analysis
 from netprobe.analysis import pipeline
+from netprobe.core import errors, wire
+from netprobe.present import annotate, export
+from netprobe.trace import saved
 from tests.unit.people.tshark_fields import comment_field, needs_tshark, rows
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -55,8 +58,8 @@ EXPECTED = {
 def _comments(scenario: str) -> list[tuple[str, str, list[str]]]:
     """(where, kind, comments) of every commented packet of a saved trace."""
     out = []
-    for trace in analysis.load_trace(CAPTURES / scenario):
-        table = analysis.read_trace(trace)
+    for trace in saved.load_trace(CAPTURES / scenario):
+        table = saved.read_trace(trace)
         notes = annotate.trace_comments(trace.result, table)
         for (capture, row), texts in notes.items():
             hit = table[(table["capture"] == capture) & (table["row"] == row)].iloc[0]
@@ -75,7 +78,7 @@ def test_comments_say_what_the_packets_show(scenario: str) -> None:
         assert any(w == where and k.startswith(kind) and any(words in t for t in texts)
                    for w, k, texts in found), (where, kind, words, found)
     verdicts = [t for _, _, texts in found for t in texts if t.startswith("netprobe verdict:")]
-    results = analysis.load_trace(CAPTURES / scenario)
+    results = saved.load_trace(CAPTURES / scenario)
     assert len(verdicts) == len(results)  # the verdict once per traced endpoint
     for _, _, texts in found:  # a copy on another interface is never called a retransmission
         assert not any("copy" in t and "retransmission " in t.split("(")[0] for t in texts)
@@ -84,7 +87,7 @@ def test_comments_say_what_the_packets_show(scenario: str) -> None:
 @needs_tshark
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_wireshark_reads_every_packet_and_the_comments(tmp_path: Path, scenario: str) -> None:
-    traces = analysis.load_trace(CAPTURES / scenario)
+    traces = saved.load_trace(CAPTURES / scenario)
     out = tmp_path / f"{scenario}.pcapng"
     written = export.trace_pcapng(traces, out)
     inputs = {c.path for t in traces for c in t.captures}
@@ -100,7 +103,7 @@ def test_section_comment_holds_the_diagnosis(tmp_path: Path) -> None:
     import subprocess
 
     out = tmp_path / "x.pcapng"
-    export.trace_pcapng(analysis.load_trace(CAPTURES / "rst-middlebox"), out)
+    export.trace_pcapng(saved.load_trace(CAPTURES / "rst-middlebox"), out)
     info = subprocess.run(["capinfos", str(out)], capture_output=True, text=True, check=False)
     if info.returncode != 0:
         pytest.skip("capinfos is not installed")
@@ -109,8 +112,8 @@ def test_section_comment_holds_the_diagnosis(tmp_path: Path) -> None:
 
 
 def test_interface_names_come_from_the_agents() -> None:
-    [trace] = analysis.load_trace(CAPTURES / "connection-refused")
-    table = analysis.read_trace(trace)
+    [trace] = saved.load_trace(CAPTURES / "connection-refused")
+    table = saved.read_trace(trace)
     lanes = table.drop_duplicates("where").sort_values("lane")
     assert lanes["where"].tolist() == ["control-plane-1/npeth0", "worker-1/npeth0",
                                        "worker-1/npbr0", "worker-1/npv-8d7b5-x2x4q"]
@@ -125,12 +128,12 @@ def test_interface_names_from_the_json_win(tmp_path: Path) -> None:
     for pcap in source.glob("*.pcap"):
         (tmp_path / pcap.name).write_bytes(pcap.read_bytes())
     (tmp_path / "trace.json").write_text(json.dumps(data))
-    [trace] = analysis.load_trace(tmp_path / "trace.json")
-    assert "worker-1/cni0" in set(analysis.read_trace(trace)["where"])
+    [trace] = saved.load_trace(tmp_path / "trace.json")
+    assert "worker-1/cni0" in set(saved.read_trace(trace)["where"])
 
 
 def test_load_trace_resolves_and_rejects(tmp_path: Path) -> None:
-    traces = analysis.load_trace(CAPTURES / "ok")
+    traces = saved.load_trace(CAPTURES / "ok")
     assert [[(c.node, c.role, c.path.name) for c in t.captures] for t in traces] == [
         [("control-plane-1", "replay", "control-plane-1-replay-0.pcap"),
          ("worker-1", "capture", "worker-1-capture.pcap")],
@@ -138,16 +141,16 @@ def test_load_trace_resolves_and_rejects(tmp_path: Path) -> None:
          ("worker-2", "capture", "worker-2-capture.pcap")]]
     assert all(c.path.is_absolute() or c.path.exists() for t in traces for c in t.captures)
     with pytest.raises(errors.UsageError, match="No such file"):
-        analysis.load_trace(tmp_path / "nothing")
+        saved.load_trace(tmp_path / "nothing")
     (tmp_path / "trace.json").write_text("{not json")
     with pytest.raises(errors.UsageError, match="reading .*trace.json"):
-        analysis.load_trace(tmp_path)
+        saved.load_trace(tmp_path)
     (tmp_path / "trace.json").write_text((CAPTURES / "ok" / "trace.json").read_text())
     with pytest.raises(errors.UsageError, match="capture control-plane-1-replay-0.pcap is missing"):
-        analysis.load_trace(tmp_path)
+        saved.load_trace(tmp_path)
     (tmp_path / "trace.json").write_text(json.dumps({"schema": "x", "kind": "TraceReport"}))
     with pytest.raises(errors.UsageError, match="not a netprobe.io/v1 TraceReport"):
-        analysis.load_trace(tmp_path)
+        saved.load_trace(tmp_path)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from netprobe import analysis, export
+from netprobe import analysis
+from netprobe.present import export
+from netprobe.trace import saved
 from tests.unit.people.tshark_fields import comment_field, needs_tshark, rows
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -73,7 +75,7 @@ def test_trace_bad_output_paths_fail_before_the_trace(tmp_path: Path, option: st
 
 def test_trace_outputs_after_a_trace(tmp_path: Path) -> None:
     """What `trace webhook --pcapng --graph` does with its results (the trace needs the lab)."""
-    traces = analysis.load_trace(CAPTURES / "ok")
+    traces = saved.load_trace(CAPTURES / "ok")
     results = [t.result.__class__(**{**t.result.__dict__,
                                      "captures": tuple(str(p) for p in t.paths)})
                for t in traces]

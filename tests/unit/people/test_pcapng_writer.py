@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from netprobe import analysis, errors
+from netprobe import analysis
 from netprobe.capture import pcapng_writer
+from netprobe.core import errors
 from tests import craft
 from tests.unit.people.tshark_fields import comment_field, count, needs_tshark, rows
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from matplotlib.figure import Figure
 
-from netprobe import analysis, graph, plots
+from netprobe import analysis
+from netprobe.present import graph, plots
+from netprobe.trace import saved
 
 ROOT = Path(__file__).resolve().parents[3]
 CAPTURES = ROOT / "captures"
@@ -29,13 +31,13 @@ def _png(figure: Figure, path: Path) -> bytes:
     return data
 
 
-def _trace(scenario: str) -> analysis.SavedTrace:
-    return analysis.load_trace(CAPTURES / scenario)[0]
+def _trace(scenario: str) -> saved.SavedTrace:
+    return saved.load_trace(CAPTURES / scenario)[0]
 
 
 def test_ladder_of_a_refused_connection(tmp_path: Path) -> None:
     trace = _trace("connection-refused")
-    figure = plots.ladder_diagram(analysis.read_trace(trace), trace.result)
+    figure = plots.ladder_diagram(saved.read_trace(trace), trace.result)
     texts = _texts(figure)
     assert "SYN" in texts and "RST from 10.244.1.5, TTL 64 \u2192 62" in texts
     assert any(t.startswith("worker-1/\nnpv-8d7b5-x2x4q") for t in texts)
@@ -47,7 +49,7 @@ def test_ladder_of_a_refused_connection(tmp_path: Path) -> None:
 
 def test_ladder_of_a_drop_shows_retransmissions_and_the_loss(tmp_path: Path) -> None:
     trace = _trace("io-timeout")
-    figure = plots.ladder_diagram(analysis.read_trace(trace), trace.result)
+    figure = plots.ladder_diagram(saved.read_trace(trace), trace.result)
     texts = _texts(figure)
     assert {"SYN", "SYN retransmission 1", "SYN retransmission 2"} <= set(texts)
     assert "provider network\n(culprit)" in texts
@@ -59,13 +61,13 @@ def test_ladder_of_a_drop_shows_retransmissions_and_the_loss(tmp_path: Path) -> 
 
 def test_ladder_limits_its_rows() -> None:
     trace = _trace("ok")
-    figure = plots.ladder_diagram(analysis.read_trace(trace), trace.result, max_packets=5)
+    figure = plots.ladder_diagram(saved.read_trace(trace), trace.result, max_packets=5)
     assert sum(t.endswith(" ms") for t in _texts(figure)) == 5
 
 
 def test_retransmission_timeline_counts_per_interface(tmp_path: Path) -> None:
     trace = _trace("networkpolicy-drop")
-    figure = plots.retransmission_timeline(analysis.read_trace(trace))
+    figure = plots.retransmission_timeline(saved.read_trace(trace))
     texts = _texts(figure)
     # Two retransmissions, seen on the control plane's NIC and on the worker's: four marks,
     # each about a second after the send before it (Linux's linear first SYN timeouts).
@@ -115,7 +117,7 @@ def test_hop_graph_files(tmp_path: Path) -> None:
 
 def test_ladder_shows_the_unseen_culprit_column() -> None:
     trace = _trace("networkpolicy-drop")
-    figure = plots.ladder_diagram(analysis.read_trace(trace), trace.result)
+    figure = plots.ladder_diagram(saved.read_trace(trace), trace.result)
     assert any(t.startswith("worker-1/\n(never seen)") for t in _texts(figure))
     crosses = [line for line in figure.axes[0].lines if line.get_marker() == "x"]
     assert len(crosses) == 3  # every SYN stops after the worker's NIC

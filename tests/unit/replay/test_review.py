@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from netprobe.model import CallKind
+from netprobe.core.model import CallKind
 from netprobe.replay import review
 
 

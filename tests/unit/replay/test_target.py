@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from netprobe import errors
-from netprobe.model import CallKind
+from netprobe.core import errors
+from netprobe.core.model import CallKind
 from netprobe.replay import target
 
 HOST = "cert-manager-webhook.cert-manager.svc"

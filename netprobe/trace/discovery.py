@@ -1,0 +1,271 @@
+"""From API objects to webhook paths: configuration -> Service -> endpoints -> pods -> nodes.
+
+Owns: reading webhook configurations (validating, mutating) and CRD
+conversion webhooks out of plain kubectl-style dicts, selecting them, and
+resolving each to the path the apiserver's call takes (ClusterIP, port,
+targetPort by name through the pod's containerPort, EndpointSlices, pods,
+nodes and provider). Must not: fetch anything (sources give the objects) or
+run checks (`checks.py`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from netprobe.core import errors
+from netprobe.core.model import CallKind
+
+Obj = dict[str, Any]
+
+WEBHOOK_KINDS = {"ValidatingWebhookConfiguration": "validating",
+                 "MutatingWebhookConfiguration": "mutating"}
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A node as the trace needs it."""
+
+    name: str
+    internal_ip: str | None
+    control_plane: bool
+    provider: str
+    """`aws`, `gce`, `azure`, or the providerID's scheme, or `` when unknown."""
+    fargate: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EndpointInfo:
+    """One address behind the Service, with its pod and node."""
+
+    ip: str
+    port: int
+    ready: bool
+    serving: bool
+    terminating: bool
+    pod: str | None
+    node: str | None
+    host_network: bool = False
+    pod_object: Obj | None = None
+
+
+@dataclass(frozen=True)
+class WebhookPath:
+    """One webhook endpoint and everything on the way to it."""
+
+    configuration: str
+    """`validating/NAME`, `mutating/NAME` or `crd/NAME`."""
+    webhook: str
+    kind: CallKind
+    ca_bundle: bytes
+    timeout_seconds: float
+    url: str | None = None
+    """Set for `clientConfig.url` webhooks (no Service)."""
+    service_namespace: str | None = None
+    service_name: str | None = None
+    service_port: int = 443
+    path: str = "/"
+    service: Obj | None = None
+    """None when the Service does not exist."""
+    cluster_ip: str | None = None
+    target_port: int | str | None = None
+    endpoints: tuple[EndpointInfo, ...] = ()
+    configuration_object: Obj | None = None
+    crd_gvk: str | None = None
+
+    @property
+    def host(self) -> str:
+        if self.url:
+            from urllib.parse import urlsplit
+            return urlsplit(self.url).hostname or ""
+        return f"{self.service_name}.{self.service_namespace}.svc"
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """Identity of the endpoint: the same Service port and path is traced once."""
+        return (self.url or f"{self.service_namespace}/{self.service_name}:{self.service_port}",
+                self.path)
+
+
+def _by_kind(objects: Iterable[Obj], kind: str) -> list[Obj]:
+    return [obj for obj in objects if obj.get("kind") == kind]
+
+
+def _decode_bundle(text: str | None) -> bytes:
+    if not text:
+        return b""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def node_info(node: Obj) -> NodeInfo:
+    labels = node.get("metadata", {}).get("labels", {}) or {}
+    provider_id = node.get("spec", {}).get("providerID", "") or ""
+    scheme = provider_id.split(":", 1)[0] if ":" in provider_id else ""
+    internal = next((a.get("address") for a in node.get("status", {}).get("addresses", []) or []
+                     if a.get("type") == "InternalIP"), None)
+    taints = tuple(f"{t.get('key')}={t.get('value', '')}:{t.get('effect')}"
+                   for t in node.get("spec", {}).get("taints", []) or [])
+    return NodeInfo(
+        name=node["metadata"]["name"], internal_ip=internal,
+        control_plane="node-role.kubernetes.io/control-plane" in labels
+        or "node-role.kubernetes.io/master" in labels,
+        provider=scheme, fargate=labels.get("eks.amazonaws.com/compute-type") == "fargate",
+        labels=dict(labels), taints=taints)
+
+
+def _service_ref(config: Obj) -> tuple[str | None, str | None, int, str, str | None]:
+    client = config.get("clientConfig", {}) or {}
+    service = client.get("service")
+    if service:
+        return (service.get("namespace"), service.get("name"), int(service.get("port") or 443),
+                service.get("path") or "/", None)
+    return None, None, 443, "/", client.get("url")
+
+
+def _configuration_paths(objects: list[Obj]) -> list[WebhookPath]:
+    found = []
+    for kind, prefix in WEBHOOK_KINDS.items():
+        for config in _by_kind(objects, kind):
+            name = config["metadata"]["name"]
+            for hook in config.get("webhooks", []) or []:
+                namespace, svc, port, path, url = _service_ref(hook)
+                found.append(WebhookPath(
+                    configuration=f"{prefix}/{name}", webhook=hook.get("name", name),
+                    kind=CallKind.ADMISSION,
+                    ca_bundle=_decode_bundle((hook.get("clientConfig") or {}).get("caBundle")),
+                    timeout_seconds=float(hook.get("timeoutSeconds") or 10), url=url,
+                    service_namespace=namespace, service_name=svc, service_port=port, path=path,
+                    configuration_object=config))
+    return found
+
+
+def _conversion_paths(objects: list[Obj]) -> list[WebhookPath]:
+    found = []
+    for crd in _by_kind(objects, "CustomResourceDefinition"):
+        conversion = crd.get("spec", {}).get("conversion") or {}
+        if conversion.get("strategy") != "Webhook":
+            continue
+        client = (conversion.get("webhook") or {}).get("clientConfig") or {}
+        namespace, svc, port, path, url = _service_ref({"clientConfig": client})
+        spec = crd["spec"]
+        version = next((v["name"] for v in spec.get("versions", []) if v.get("storage")), "v1")
+        found.append(WebhookPath(
+            configuration=f"crd/{crd['metadata']['name']}",
+            webhook=f"conversion_webhook_for_{crd['metadata']['name']}",
+            kind=CallKind.CONVERSION, ca_bundle=_decode_bundle(client.get("caBundle")),
+            timeout_seconds=30.0, url=url, service_namespace=namespace, service_name=svc,
+            service_port=port, path=path, configuration_object=crd,
+            crd_gvk=f"{spec.get('group')}/{version}, Kind={spec.get('names', {}).get('kind')}"))
+    return found
+
+
+def webhook_paths(objects: list[Obj]) -> list[WebhookPath]:
+    """Every webhook of every configuration and CRD in OBJECTS (not yet resolved)."""
+    return _configuration_paths(objects) + _conversion_paths(objects)
+
+
+def select(paths: list[WebhookPath], name: str | None, namespace: str | None) -> list[WebhookPath]:
+    """Keeps the paths NAME picks (configuration, webhook or service name) in NAMESPACE.
+
+    Without NAME, one path per distinct endpoint (Service port and path).
+
+    Raises:
+        UsageError: nothing matches (the message lists what exists).
+    """
+    chosen = [p for p in paths if namespace is None or p.service_namespace == namespace]
+    if name:
+        chosen = [p for p in chosen if name in (p.configuration.split("/", 1)[1], p.webhook,
+                                                 p.service_name, p.configuration)]
+    if not chosen:
+        known = sorted({f"{p.configuration} (webhook {p.webhook}, service "
+                        f"{p.service_namespace}/{p.service_name})" for p in paths})
+        what = f"webhook {name!r}" if name else "a webhook"
+        where = f" in namespace {namespace}" if namespace else ""
+        listing = "; ".join(known) if known else "no webhook configurations at all"
+        raise errors.UsageError(f"finding {what}{where}: not found; there are: {listing}")
+    unique: dict[tuple[str, ...], WebhookPath] = {}
+    for path in chosen:
+        unique.setdefault(path.key, path)
+    return list(unique.values())
+
+
+def _find(objects: list[Obj], kind: str, namespace: str | None, name: str | None) -> Obj | None:
+    return next((obj for obj in _by_kind(objects, kind)
+                 if obj["metadata"].get("name") == name
+                 and obj["metadata"].get("namespace") == namespace), None)
+
+
+def _service_port(service: Obj, port: int) -> Obj | None:
+    return next((p for p in service.get("spec", {}).get("ports", []) or []
+                 if int(p.get("port", 0)) == port), None)
+
+
+def _container_port(pod: Obj | None, target: int | str) -> int | None:
+    if isinstance(target, int) or (isinstance(target, str) and target.isdigit()):
+        return int(target)
+    if pod is None:
+        return None
+    for container in pod.get("spec", {}).get("containers", []) or []:
+        for port in container.get("ports", []) or []:
+            if port.get("name") == target:
+                return int(port["containerPort"])
+    return None
+
+
+def _endpoints(objects: list[Obj], path: WebhookPath, port_name: str | None,
+               target: int | str) -> tuple[EndpointInfo, ...]:
+    slices = [s for s in _by_kind(objects, "EndpointSlice")
+              if s["metadata"].get("namespace") == path.service_namespace
+              and (s["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
+              == path.service_name]
+    found = []
+    for eps in slices:
+        ports = eps.get("ports") or []
+        slice_port = next((p.get("port") for p in ports if p.get("name") == port_name), None)
+        for endpoint in eps.get("endpoints") or []:
+            ref = endpoint.get("targetRef") or {}
+            pod = _find(objects, "Pod", path.service_namespace, ref.get("name"))
+            port = slice_port or _container_port(pod, target)
+            conditions = endpoint.get("conditions") or {}
+            ready = conditions.get("ready") is not False
+            for address in endpoint.get("addresses") or []:
+                found.append(EndpointInfo(
+                    ip=address, port=int(port) if port else 0, ready=ready,
+                    serving=conditions.get("serving", ready) is not False,
+                    terminating=bool(conditions.get("terminating")), pod=ref.get("name"),
+                    node=endpoint.get("nodeName") or (pod or {}).get("spec", {}).get("nodeName"),
+                    host_network=bool((pod or {}).get("spec", {}).get("hostNetwork")),
+                    pod_object=pod))
+    return tuple(found)
+
+
+def resolve(objects: list[Obj], path: WebhookPath) -> WebhookPath:
+    """Fills in the Service, ClusterIP, targetPort and endpoints of PATH (if they exist)."""
+    from dataclasses import replace
+
+    if path.url:
+        return path
+    service = _find(objects, "Service", path.service_namespace, path.service_name)
+    if service is None:
+        return path
+    port = _service_port(service, path.service_port)
+    cluster_ip = service.get("spec", {}).get("clusterIP")
+    target: int | str | None = None
+    endpoints: tuple[EndpointInfo, ...] = ()
+    if port is not None:
+        target = port.get("targetPort", port.get("port"))
+        endpoints = _endpoints(objects, path, port.get("name"), target)  # type: ignore[arg-type]
+    return replace(path, service=service, cluster_ip=cluster_ip, target_port=target,
+                   endpoints=endpoints)
+
+
+def nodes(objects: list[Obj]) -> dict[str, NodeInfo]:
+    return {info.name: info for info in map(node_info, _by_kind(objects, "Node"))}

@@ -1,0 +1,162 @@
+"""The hops of the path and what each did: apiserver -> Service -> nodes -> pod -> webhook.
+
+Owns: turning the replay's verdict and every vantage point's sighting of the
+connection into ordered `Hop`s with a status each, and naming the culprit:
+the first hop where the flow stops, or where the refusal came from. Must
+not: read captures (correlate.py) or word the failure (classify.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netprobe.core.model import Culprit, Hop, HopStatus, Phase, ReplayResult, Status
+from netprobe.trace.correlate import Sighting
+
+REFUSING = (HopStatus.REFUSED, HopStatus.DROPPED, HopStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class PathFacts:
+    """What the trace knows about one endpoint's path."""
+
+    apiserver_node: str | None
+    """The node the call was replayed from."""
+    managed: bool
+    """True when that is not the real control plane (a managed one cannot be entered)."""
+    service: str
+    """`ns/name` of the Service, or the URL host."""
+    cluster_ip: str | None
+    service_port: int
+    endpoint_ip: str | None
+    endpoint_port: int | None
+    endpoint_node: str | None
+    pod: str | None
+    pod_in_node_netns: bool
+    service_exists: bool = True
+
+
+def _skip(hop_id: str, label: str, node: str | None = None) -> Hop:
+    return Hop(hop_id, label, HopStatus.SKIPPED, node, detail="not reached")
+
+
+def _service_hop(facts: PathFacts, replay: ReplayResult, cp: Sighting) -> Hop:
+    label = f"Service {facts.service} (kube-proxy NAT on {facts.apiserver_node or 'the node'})"
+    if not facts.service_exists:
+        return Hop("service", label, HopStatus.FAILED, facts.apiserver_node,
+                   detail=f"no Service {facts.service}: the apiserver's service resolver fails")
+    if replay.verdict.cls == "no-endpoints":
+        return Hop("service", label, HopStatus.REFUSED, facts.apiserver_node,
+                   detail="kube-proxy REJECT: no ready endpoint; the SYN never left the node",
+                   addresses=f"{facts.cluster_ip}:{facts.service_port}")
+    wire = cp.destination or (replay.packets.wire_destination if replay.packets else None)
+    nat = (f"{facts.cluster_ip}:{facts.service_port} -> {wire}:{facts.endpoint_port}"
+           if wire and wire != facts.cluster_ip else f"{facts.cluster_ip}:{facts.service_port}")
+    return Hop("service", label, HopStatus.OK, facts.apiserver_node, detail="DNAT " + nat,
+               addresses=nat)
+
+
+def _cp_egress(facts: PathFacts, cp: Sighting) -> Hop:
+    label = f"{facts.apiserver_node or 'control plane'} egress"
+    if not cp.observed:
+        return Hop("cp-egress", label, HopStatus.UNOBSERVABLE, facts.apiserver_node)
+    if not cp.seen:
+        return Hop("cp-egress", label, HopStatus.NOT_SEEN, facts.apiserver_node,
+                   detail="the SYN did not leave")
+    extra = f", {cp.syn_count - 1} retransmissions" if cp.syn_count > 1 else ""
+    evidence = [f"RST from {src} TTL {ttl}" for _, src, ttl in cp.resets]
+    evidence += [f"ICMP {t}/{c} from {rep}" for _, rep, t, c in cp.icmp]
+    return Hop("cp-egress", label, HopStatus.OK, facts.apiserver_node, cp.syn_interfaces[0],
+               detail=f"SYN out to {cp.destination}{extra}", evidence=tuple(evidence))
+
+
+def _worker_hops(facts: PathFacts, cp: Sighting, worker: Sighting,
+                 replay: ReplayResult) -> list[Hop]:
+    node = facts.endpoint_node
+    ingress = f"{node} ingress"
+    pod_label = f"pod {facts.pod} veth" if not facts.pod_in_node_netns else f"{node} host socket"
+    pod_id = "pod-veth" if not facts.pod_in_node_netns else "host-socket"
+    if not worker.observed:
+        return [Hop("network", "provider network", HopStatus.UNOBSERVABLE),
+                Hop("worker-ingress", ingress, HopStatus.UNOBSERVABLE, node),
+                Hop(pod_id, pod_label, HopStatus.UNOBSERVABLE, node)]
+    if not worker.seen and _connected(replay):
+        # The handshake completed, so the SYN did arrive: the node's capture missed it
+        # (another interface, or an eBPF datapath that bypasses where tcpdump listens).
+        missed = f"connected, but {node}'s capture did not see the SYN"
+        return [Hop("network", "provider network", HopStatus.UNOBSERVABLE, detail=missed),
+                Hop("worker-ingress", ingress, HopStatus.UNOBSERVABLE, node, detail=missed),
+                Hop(pod_id, pod_label, HopStatus.UNOBSERVABLE, node)]
+    if not worker.seen:
+        refused = bool(cp.resets or cp.icmp)
+        what = ("refused on the way: " + ", ".join(
+            [f"RST from {s} TTL {t}" for _, s, t in cp.resets]
+            + [f"ICMP {t}/{c} from {r}" for _, r, t, c in cp.icmp])) if refused else \
+            "the SYN was lost between the nodes"
+        return [Hop("network", "provider network", HopStatus.REFUSED if refused
+                    else HopStatus.DROPPED, detail=what),
+                Hop("worker-ingress", ingress, HopStatus.NOT_SEEN, node,
+                    detail="the SYN never arrived"),
+                Hop(pod_id, pod_label, HopStatus.NOT_SEEN, node)]
+    hops = [Hop("network", "provider network", HopStatus.OK, detail="passed"),
+            Hop("worker-ingress", ingress, HopStatus.OK, node, worker.syn_interfaces[0],
+                detail=f"SYN in to {worker.destination}")]
+    reached_pod = facts.pod_in_node_netns or len(worker.syn_interfaces) > 1
+    if not reached_pod:
+        hops.append(Hop(pod_id, pod_label, HopStatus.DROPPED, node,
+                        detail="the SYN reached the node but never its pod's veth"))
+    else:
+        hops.append(Hop(pod_id, pod_label, HopStatus.OK, node, worker.syn_interfaces[-1],
+                        detail="SYN delivered"))
+    return hops
+
+
+def _connected(replay: ReplayResult) -> bool:
+    """The replay's TCP handshake completed."""
+    return any(p.phase is Phase.TCP and p.status is Status.OK for p in replay.phases)
+
+
+def _webhook_hop(facts: PathFacts, replay: ReplayResult, worker: Sighting) -> Hop:
+    verdict = replay.verdict
+    label = f"webhook {facts.endpoint_ip}:{facts.endpoint_port}" + (f" (pod {facts.pod})"
+                                                                     if facts.pod else "")
+    node = facts.endpoint_node
+    if verdict.cls == "ok":
+        return Hop("webhook", label, HopStatus.OK, node, detail="valid review")
+    if verdict.phase in (Phase.TLS, Phase.HTTP):
+        return Hop("webhook", label, HopStatus.FAILED, node, detail=verdict.cause,
+                   evidence=(replay.apiserver_error.message,) if replay.apiserver_error else ())
+    if worker.resets or (verdict.cls == "connection-refused" and worker.seen):
+        return Hop("webhook", label, HopStatus.REFUSED, node,
+                   detail="answered the SYN with RST: nothing listens on the port")
+    return Hop("webhook", label, HopStatus.DROPPED, node, detail="never answered")
+
+
+def build_hops(facts: PathFacts, replay: ReplayResult, cp: Sighting,
+               worker: Sighting) -> list[Hop]:
+    """Every hop of the path, each with its status, in path order."""
+    replayed = "replayed on " + facts.apiserver_node if facts.apiserver_node else "replay"
+    apiserver = Hop("apiserver", f"apiserver ({replayed}"
+                    f"{', managed control plane' if facts.managed else ''})", HopStatus.OK,
+                    facts.apiserver_node, detail=f"POST {replay.target.url}")
+    hops = [apiserver, service := _service_hop(facts, replay, cp)]
+    if service.status is not HopStatus.OK:
+        return hops + [_skip(h, h) for h in ("cp-egress", "network", "worker-ingress",
+                                               "pod-veth", "webhook")]
+    hops.append(egress := _cp_egress(facts, cp))
+    if egress.status is HopStatus.NOT_SEEN and not (cp.resets or cp.icmp):
+        return hops + [_skip(h, h) for h in ("network", "worker-ingress", "pod-veth", "webhook")]
+    worker_hops = _worker_hops(facts, cp, worker, replay)
+    hops += worker_hops
+    if any(h.status in REFUSING or h.status is HopStatus.NOT_SEEN for h in worker_hops):
+        return hops + [_skip("webhook", "webhook")]
+    return hops + [_webhook_hop(facts, replay, worker)]
+
+
+def culprit(hops: list[Hop], facts: PathFacts) -> Culprit | None:
+    """The first hop where the flow stopped or was refused; None if it went through."""
+    for hop in hops:
+        if hop.status in REFUSING:
+            pod = facts.pod if hop.id in ("pod-veth", "host-socket", "webhook") else None
+            return Culprit(hop.id, hop.node, pod)
+    return None
