@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netprobe.analysis import counts, pipeline, rules
+from netprobe.analysis import counts, pipeline
 from netprobe.analysis.counts import TOTALS_FIELDS
-from netprobe.core import errors
+from netprobe.core import errors, rules
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from netprobe.analysis.tcp import ACK, RST, SYN
 from netprobe.capture import decode
+from netprobe.core.packets import ACK, RST, SYN
 
 TOTALS_FIELDS = (
     "packets",

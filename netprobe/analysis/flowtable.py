@@ -6,7 +6,7 @@ handshake RTT, request/response timing). Numpy only: a capture of a
 million packets stays in numpy until the caller asks for a DataFrame.
 The per-stream aggregates have a compiled twin (`netprobe._native.flows`,
 used when built); `_aggregate` is the reference it must equal.
-Must not: decide verdicts (`netprobe.analysis.rules` does), read files.
+Must not: decide verdicts (`netprobe.core.rules` does), read files.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import numpy as np
 import numpy.typing as npt
 
 from netprobe import _native
-from netprobe.analysis.tcp import ACK, FIN, RST, SYN, conversation_keys
+from netprobe.analysis.tcp import conversation_keys
 from netprobe.capture import decode
+from netprobe.core.packets import ACK, FIN, RST, SYN
 
 Table = dict[str, npt.NDArray[Any]]  # columns of any dtype, used as numbers or strings
 # A client segment shorter than this after the TLS handshake is not a request

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from netprobe.analysis import counts, flowtable, rules, tcp
+from netprobe.analysis import counts, flowtable, tcp
 from netprobe.analysis.load import Capture, load
 from netprobe.capture import decode
+from netprobe.core import rules
 
 Table = flowtable.Table
 
@@ -49,7 +50,7 @@ def packet_table(cols: decode.Columns) -> Table:
 def flow_table(packets: Table) -> Table:
     """Flows of a packet table, with their verdicts."""
     f = flowtable.build(packets)
-    f["verdict"], f["reason"] = rules.classify(f)
+    f["verdict"], f["reason"] = rules.classify_flows(f)
     return f
 
 

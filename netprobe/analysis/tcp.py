@@ -36,8 +36,8 @@ import numpy as np
 import numpy.typing as npt
 
 from netprobe import _native
+from netprobe.core.packets import ACK, FIN, RST, SYN
 
-SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
 OOO_DEFAULT = 0.003  # seconds, Wireshark's threshold before an initial RTT is known
 Array = npt.NDArray[np.int64]
 

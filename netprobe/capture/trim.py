@@ -18,9 +18,9 @@ import numpy as np
 
 from netprobe.capture import decode, pcap
 from netprobe.capture.records import Batch, Interface
+from netprobe.core.packets import FIN, RST, SYN
 
 CHUNK_BYTES = 4 * 1024 * 1024
-SYN, FIN, RST = 0x02, 0x01, 0x04
 
 
 @dataclass(frozen=True)

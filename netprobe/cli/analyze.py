@@ -38,7 +38,7 @@ JSON_ROWS_PER_PIECE = 4096  # flows rendered at a time: bounds memory on huge ca
 
 def _flow_order(analysis: Any, limit: int) -> np.ndarray:
     """Flow rows, suspicious first then by stream; only the first `limit` (0: all)."""
-    from netprobe.analysis import rules
+    from netprobe.core import rules
 
     f = analysis.flows
     return np.lexsort((f["stream"], rules.severity(f["verdict"])))[: limit or None]
@@ -112,9 +112,9 @@ def _write_json_report(report: dict[str, Any], analysis: Any | None, first: bool
 
 
 def _failed(result: Any) -> bool:
-    from netprobe.analysis import rules
+    from netprobe.core import rules
 
-    return bool(np.isin(result.flows["verdict"], rules.FAILURES).any())
+    return bool(rules.failed(result.flows["verdict"]).any())
 
 
 def _exit_code(reports: list[dict[str, Any]]) -> int:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from netprobe.core import settings, wire
+from netprobe.core.verdicts import VerdictClass
 from netprobe.k8s import files as snapshot
 from netprobe.present import export
 from netprobe.present import text as render
@@ -125,4 +126,4 @@ def webhook(name: str | None, namespace: str | None, snapshot_path: Path | None,
     else:
         for result in results:
             render.trace_text(result, sys.stdout)
-    sys.exit(0 if all(result.verdict.cls == "ok" for result in results) else 1)
+    sys.exit(0 if all(result.verdict.cls is VerdictClass.OK for result in results) else 1)

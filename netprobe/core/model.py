@@ -13,6 +13,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from netprobe.core.settings import DEFAULT_TIMEOUT_SECONDS
+from netprobe.core.verdicts import VerdictClass
+
 
 class Phase(str, enum.Enum):
     """The steps of kube-apiserver's webhook call, in order."""
@@ -75,7 +78,7 @@ class WebhookTarget:
     ca_bundle: bytes = b""
     """The caBundle PEM: the only trust root."""
     webhook_name: str = "webhook.netprobe.local"
-    timeout_seconds: float = 10.0
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     """The webhook's timeoutSeconds: the overall deadline of the call."""
     kind: CallKind = CallKind.ADMISSION
     conversion_gvk: str = "netprobe.io/v1beta1, Kind=Probe"
@@ -185,7 +188,7 @@ class HttpOutcome:
 class Verdict:
     """The diagnosis: a contract class name, the phase, the cause and the fix."""
 
-    cls: str
+    cls: VerdictClass
     """A verdict class of FAILURES.md (`connection-refused`, `io-timeout`...)."""
     phase: Phase | None
     """The phase that really failed or stalled (None when the call succeeded)."""
@@ -269,7 +272,7 @@ class ReplayResult:
 
     @property
     def succeeded(self) -> bool:
-        return self.verdict.cls == "ok"
+        return self.verdict.cls is VerdictClass.OK
 
 
 class HopStatus(str, enum.Enum):

@@ -13,6 +13,9 @@ from typing import Any
 
 from netprobe.core import errors
 
+DEFAULT_TIMEOUT_SECONDS = 10.0
+"""A webhook's `timeoutSeconds` when the configuration leaves it out (admissionregistration/v1)."""
+
 
 @dataclass(frozen=True)
 class Timeouts:
@@ -36,6 +39,9 @@ class Timeouts:
     full: bool = False
     """Wait the apiserver's real timeouts instead of calling stalls early."""
 
+
+TIMERS = Timeouts()
+"""The defaults, for code that judges captures without a replay (`netprobe analyze`)."""
 
 _ENV = {"dial": "NETPROBE_DIAL_TIMEOUT", "tls": "NETPROBE_TLS_TIMEOUT",
         "dns_stall": "NETPROBE_DNS_STALL",

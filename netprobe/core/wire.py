@@ -11,6 +11,7 @@ import enum
 from typing import Any
 
 from netprobe.core.model import ReplayResult
+from netprobe.core.verdicts import VerdictClass
 
 SCHEMA_VERSION = "netprobe.io/v1"
 
@@ -93,7 +94,7 @@ def replay_from_json(data: dict[str, Any]) -> ReplayResult:
         target=WebhookTarget(**target),
         phases=tuple(PhaseResult(Phase(p["phase"]), Status(p["status"]), p["started"],
                                  p["duration"], p["detail"], p["error"]) for p in data["phases"]),
-        verdict=Verdict(cls, phase, **verdict),
+        verdict=Verdict(VerdictClass(cls), phase, **verdict),
         apiserver_error=ApiserverError(message, tuple(data.get("apiserver_error_alternatives", [])),
                                        data.get("client_error") or "") if message else None,
         certificate=CertificateInfo(**dict(cert, dns_names=tuple(cert["dns_names"]),
@@ -174,7 +175,7 @@ def _trace_result_from_json(data: dict[str, Any]) -> Any:
                  for hop in data["hops"])
     return TraceResult(
         target=data["target"], configuration=data["configuration"], webhook=data["webhook"],
-        endpoint=data.get("endpoint"), verdict=Verdict(cls, phase, **verdict),
+        endpoint=data.get("endpoint"), verdict=Verdict(VerdictClass(cls), phase, **verdict),
         culprit=Culprit(**culprit) if culprit else None,
         apiserver_error=ApiserverError(message, tuple(data.get("apiserver_error_alternatives", [])),
                                        data.get("client_error") or "") if message else None,

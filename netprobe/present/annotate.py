@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from netprobe.core.model import HopStatus, Phase, TraceResult
+from netprobe.core.packets import INITIAL_TTLS
+from netprobe.core.verdicts import VerdictClass
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,9 +34,9 @@ Comments = dict[tuple[int, int], list[str]]
 ICMP_MEANING = {(3, 0): "net unreachable", (3, 1): "host unreachable",
                 (3, 3): "port unreachable", (3, 13): "administratively prohibited",
                 (11, 0): "TTL exceeded"}
-STALLS = ("tls-handshake-timeout", "response-timeout")
-INITIAL_TTLS = (64, 128, 255)
-"""TTLs that stacks start with: a packet arriving with one was not routed."""
+STALLS = (VerdictClass.TLS_HANDSHAKE_TIMEOUT, VerdictClass.RESPONSE_TIMEOUT)
+UNREACHED = (VerdictClass.NO_ENDPOINTS, VerdictClass.NO_ROUTE)
+"""Classes whose answer is an ICMP error (kube-proxy's REJECT, a router's unreachable)."""
 
 
 def _span(seconds: float) -> str:
@@ -226,10 +228,10 @@ def _icmp_comments(ctx: _Context, comments: Comments) -> None:
         name = ICMP_MEANING.get(kind, f"type {kind[0]} code {kind[1]}")
         text = (f"ICMP {name} ({kind[0]}/{kind[1]}) from {first['src']} quoting the replayed "
                 f"SYN to {first['q_dst']}:{int(first['q_dport'])}")
-        if ctx.verdict.cls == "no-endpoints":
+        if ctx.verdict.cls is VerdictClass.NO_ENDPOINTS:
             text += (f": kube-proxy's REJECT on {first['node']}: the Service has no ready "
                      "endpoint, the SYN never left the node")
-        elif ctx.verdict.cls == "no-route":
+        elif ctx.verdict.cls is VerdictClass.NO_ROUTE:
             text += f": no route to {first['q_dst']} (the apiserver says 'no route to host')"
         _add(comments, first, text, first=True)
         _copies(ctx, comments, groups, "ICMP error")
@@ -240,7 +242,7 @@ def _tls_comments(ctx: _Context, comments: Comments) -> None:
     if hellos:
         first = hellos[0].sort_values("time").iloc[0]
         text = "ClientHello of the replayed call"
-        if ctx.verdict.cls == "tls-handshake-timeout":
+        if ctx.verdict.cls is VerdictClass.TLS_HANDSHAKE_TIMEOUT:
             text += (": ACKed but never answered with a ServerHello; something that is not the "
                      "webhook's TLS server holds the port")
         _add(comments, first, text)
@@ -257,7 +259,7 @@ def _stall_comments(ctx: _Context, comments: Comments) -> Any:
     cp = ctx.conn[ctx.conn["capture"] == ctx.replay_capture()]
     client = cp[cp["from_client"] & (cp["proto"] == 6)]
     closing = client[(client["flags"] & 0x05) != 0]
-    if ctx.verdict.cls == "response-timeout":
+    if ctx.verdict.cls is VerdictClass.RESPONSE_TIMEOUT:
         requests = client[(client["seglen"] >= 32) & (client["tls_hs"] < 0)]
         if not requests.empty:
             last = requests.iloc[-1]
@@ -271,7 +273,7 @@ def _stall_comments(ctx: _Context, comments: Comments) -> Any:
         return None
     close = closing.iloc[0]
     waited = _span(float(close["time"]) - start)
-    what = "response" if ctx.verdict.cls == "response-timeout" else "ServerHello"
+    what = "response" if ctx.verdict.cls is VerdictClass.RESPONSE_TIMEOUT else "ServerHello"
     _add(comments, close, f"the client gives up after {waited} without a {what} (the replay "
                           f"stops early; the apiserver waits up to its timeout)")
     return close
@@ -280,7 +282,7 @@ def _stall_comments(ctx: _Context, comments: Comments) -> Any:
 def _decisive(ctx: _Context, comments: Comments, stall: Any) -> None:
     """Put the verdict first on the packet that shows it best."""
     text = f"netprobe verdict: {ctx.verdict.cls} ({ctx.verdict.cause})"
-    if ctx.verdict.cls == "ok":
+    if ctx.verdict.cls is VerdictClass.OK:
         text = "netprobe verdict: ok: the webhook answered the replayed call"
     hop = ctx.hops.get(ctx.culprit or "")
     if hop is not None:
@@ -289,9 +291,9 @@ def _decisive(ctx: _Context, comments: Comments, stall: Any) -> None:
     pick = None
     if ctx.verdict.cls in STALLS:
         pick = stall
-    elif ctx.verdict.cls in ("no-endpoints", "no-route") or not cp[cp["icmp_type"] >= 0].empty:
+    elif ctx.verdict.cls in UNREACHED or not cp[cp["icmp_type"] >= 0].empty:
         pick = _first(cp[cp["icmp_type"] >= 0])
-    elif ctx.verdict.cls == "connection-refused":
+    elif ctx.verdict.cls is VerdictClass.CONNECTION_REFUSED:
         pick = _first(cp[(cp["kind"] == "RST") & ~cp["from_client"]])
     elif ctx.culprit_status() is HopStatus.DROPPED:
         syn = ctx.conn[ctx.conn["kind"] == "SYN"].sort_values(["time", "lane"])
@@ -347,7 +349,7 @@ def flow_comments(packets: Mapping[str, np.ndarray],
     """
     out: dict[int, list[str]] = defaultdict(list)
     verdict = np.asarray(flows["verdict"])
-    suspicious = np.flatnonzero(verdict != "ok")
+    suspicious = np.flatnonzero(verdict != VerdictClass.OK.value)
     if not len(suspicious):
         return {}
     stream = np.asarray(packets["stream"])

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from netprobe.core.model import PacketSummary, ReplayResult, Status
+from netprobe.core.verdicts import VerdictClass
 
 _STATUS_STYLE = {Status.OK: "green", Status.FAILED: "bold red", Status.TIMEOUT: "bold red",
                  Status.SKIPPED: "dim"}
@@ -105,7 +106,7 @@ def trace_text(result, stream: TextIO) -> None:  # type: ignore[no-untyped-def]
                 branch.add(f"[dim]{escape(item)}[/]")
     out.print(tree)
     verdict = result.verdict
-    colour = "green" if verdict.cls == "ok" else "red"
+    colour = "green" if verdict.cls is VerdictClass.OK else "red"
     early = " [yellow](early verdict)[/]" if verdict.early else ""
     where = ""
     if result.culprit:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-_SYN, _ACK, _RST = 0x02, 0x10, 0x04
+from netprobe.core.packets import ACK, RST, SYN
+
 MASK32 = 0xFFFFFFFF
 
 
@@ -58,7 +59,7 @@ def flow_key(frame: Any, local_port: int) -> FlowKey | None:
     if frame.empty or "proto" not in frame.columns:
         return None
     syn = frame[(frame["proto"] == 6) & (frame["sport"] == local_port)
-                & ((frame["flags"] & (_SYN | _ACK)) == _SYN)]
+                & ((frame["flags"] & (SYN | ACK)) == SYN)]
     if syn.empty:
         return None
     first = syn.iloc[0]
@@ -75,11 +76,11 @@ def sight(frame: Any, ifnames: dict[str, str], key: FlowKey, *,
         frame = frame[[name != "lo" for name in _names(frame, ifnames)]]
     tcp = frame[frame["proto"] == 6]
     flags, answer = tcp["flags"], (key.isn + 1) & MASK32
-    syn = tcp[((flags & (_SYN | _ACK)) == _SYN) & (tcp["seq"] == key.isn)]
+    syn = tcp[((flags & (SYN | ACK)) == SYN) & (tcp["seq"] == key.isn)]
     if key.tsval is not None and not syn.empty:
         syn = syn[(syn["tsval"] == key.tsval) | (syn["tsval"] < 0)]
-    synack = tcp[((flags & (_SYN | _ACK)) == (_SYN | _ACK)) & (tcp["ack"] == answer)]
-    resets = tcp[((flags & _RST) != 0) & ((tcp["ack"] == answer) | (tcp["seq"] == answer))]
+    synack = tcp[((flags & (SYN | ACK)) == (SYN | ACK)) & (tcp["ack"] == answer)]
+    resets = tcp[((flags & RST) != 0) & ((tcp["ack"] == answer) | (tcp["seq"] == answer))]
     quoted = frame[(frame["icmp_type"] >= 0) & (frame["q_seq"] == key.isn)]
     names = _order(syn, ifnames)
     server = _server_payload(tcp, syn)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netprobe.core.model import Culprit, Hop, HopStatus, Phase, ReplayResult, Status
+from netprobe.core.verdicts import VerdictClass
 from netprobe.trace.correlate import Sighting
 
 REFUSING = (HopStatus.REFUSED, HopStatus.DROPPED, HopStatus.FAILED)
@@ -45,7 +46,7 @@ def _service_hop(facts: PathFacts, replay: ReplayResult, cp: Sighting) -> Hop:
     if not facts.service_exists:
         return Hop("service", label, HopStatus.FAILED, facts.apiserver_node,
                    detail=f"no Service {facts.service}: the apiserver's service resolver fails")
-    if replay.verdict.cls == "no-endpoints":
+    if replay.verdict.cls is VerdictClass.NO_ENDPOINTS:
         return Hop("service", label, HopStatus.REFUSED, facts.apiserver_node,
                    detail="kube-proxy REJECT: no ready endpoint; the SYN never left the node",
                    addresses=f"{facts.cluster_ip}:{facts.service_port}")
@@ -121,12 +122,12 @@ def _webhook_hop(facts: PathFacts, replay: ReplayResult, worker: Sighting) -> Ho
     label = f"webhook {facts.endpoint_ip}:{facts.endpoint_port}" + (f" (pod {facts.pod})"
                                                                      if facts.pod else "")
     node = facts.endpoint_node
-    if verdict.cls == "ok":
+    if verdict.cls is VerdictClass.OK:
         return Hop("webhook", label, HopStatus.OK, node, detail="valid review")
     if verdict.phase in (Phase.TLS, Phase.HTTP):
         return Hop("webhook", label, HopStatus.FAILED, node, detail=verdict.cause,
                    evidence=(replay.apiserver_error.message,) if replay.apiserver_error else ())
-    if worker.resets or (verdict.cls == "connection-refused" and worker.seen):
+    if worker.resets or (verdict.cls is VerdictClass.CONNECTION_REFUSED and worker.seen):
         return Hop("webhook", label, HopStatus.REFUSED, node,
                    detail="answered the SYN with RST: nothing listens on the port")
     return Hop("webhook", label, HopStatus.DROPPED, node, detail="never answered")

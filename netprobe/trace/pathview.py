@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from netprobe.core.model import TraceResult
+from netprobe.core.packets import ACK, FIN, RST, SYN
 from netprobe.trace import correlate
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 REPLAY = "replay"
 LOOPBACK_IFINDEX = 1
 """Linux gives `lo` index 1 in every network namespace."""
-SYN, ACK, RST, FIN, PSH = 0x02, 0x10, 0x04, 0x01, 0x08
 
 
 @dataclass(frozen=True)

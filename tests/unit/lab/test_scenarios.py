@@ -7,12 +7,12 @@ import ipaddress
 import pytest
 
 from netprobe.core import errors
+from netprobe.core.verdicts import UNDECIDED, Cause, VerdictClass
 from netprobe.lab import scenarios
 from netprobe.lab.topology import PREFIX, Serve
 
-VERDICTS = {"ok", "connection-refused", "no-endpoints", "io-timeout", "no-route",
-            "tls-handshake-timeout", "response-timeout", "x509-unknown-authority",
-            "x509-expired", "x509-hostname-mismatch", "service-not-found", "http-error"}
+VERDICTS = {c.value for c in VerdictClass if c not in UNDECIDED}
+CAUSES = {c.value for c in Cause}
 
 
 def test_issue_scenarios_exist() -> None:
@@ -28,6 +28,7 @@ def test_plan_is_consistent(scenario: scenarios.Scenario) -> None:
     plan = scenario.build()
     assert plan.scenario == scenario.name
     assert scenario.verdict in VERDICTS
+    assert scenario.cause in CAUSES or scenario.cause.startswith("http-")
     assert all(name.startswith(PREFIX) for name in plan.namespaces)
     assert len(set(plan.namespaces)) == len(plan.namespaces)
     assert sum(node.control_plane for node in plan.nodes) == 1
