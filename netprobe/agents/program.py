@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from netprobe.agents.spec import READY_LINE, AgentResult, AgentSpec
-from netprobe.capture.tcpdump import TcpdumpCapture
+from netprobe.capture.backend import TCPDUMP, CaptureBackend
 from netprobe.core import errors
 from netprobe.core.model import CallKind, WebhookTarget
 from netprobe.core.settings import Timeouts
@@ -75,11 +75,13 @@ def _wait_for_stop(spec: AgentSpec) -> None:
             return
 
 
-def capture_role(spec: AgentSpec, workdir: Path) -> AgentResult:
+def capture_role(spec: AgentSpec, workdir: Path,
+                 backend: CaptureBackend = TCPDUMP) -> AgentResult:
+    """Captures SPEC's filter on the node until told to stop (or SPEC.duration)."""
     started = time.time()
     path = workdir / "capture.pcap"
-    with TcpdumpCapture(path, spec.bpf, netns=spec.netns, interface=spec.interface,
-                        snaplen=spec.snaplen) as capture:
+    with backend.sniffer(path, spec.bpf, netns=spec.netns, interface=spec.interface,
+                         snaplen=spec.snaplen) as capture:
         print(READY_LINE, flush=True)
         _wait_for_stop(spec)
         capture.stop(grace=float(spec.timeouts.get("capture_grace", 0.2)))

@@ -26,17 +26,6 @@ the ServerHello's start; certificates come from the TLS client, not the wire."""
 START_TIMEOUT = 10.0
 
 
-def flow_filter(local_port: int) -> str:
-    """BPF for the replayed flow: its TCP segments and ICMP errors quoting it.
-
-    An ICMP error quotes the original IP header (20 bytes without options)
-    and the first 8 bytes of TCP: the source port sits at icmp[28:2].
-    """
-    return (f"(tcp port {local_port}) or "
-            f"(icmp and (icmp[0] == 3 or icmp[0] == 11) and icmp[28:2] == {local_port}) or "
-            f"(icmp6 and ip6[40] == 1)")
-
-
 class TcpdumpCapture:
     """A running tcpdump; use as a context manager."""
 

@@ -17,11 +17,7 @@ from typing import Any
 import click
 
 from netprobe.core import errors
-
-EXIT_OK = 0
-EXIT_DIAGNOSED = 1
-EXIT_USAGE = 2
-EXIT_INTERNAL = 3
+from netprobe.core.exits import ExitCode
 
 
 class NetprobeGroup(click.Group):
@@ -50,18 +46,18 @@ class NetprobeGroup(click.Group):
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("netprobe: interrupted", err=True)
-            ctx.exit(130)
+            ctx.exit(ExitCode.INTERRUPTED)
         except (click.exceptions.Exit, click.exceptions.ClickException, SystemExit):
             raise
         except BrokenPipeError:  # `netprobe ... | head`: the reader left; say nothing more
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            ctx.exit(141)
+            ctx.exit(ExitCode.BROKEN_PIPE)
         except Exception as exc:  # a bug: one line, the traceback only on request
             if os.environ.get("NETPROBE_DEBUG"):
                 raise
             click.echo(f"netprobe: internal error: {type(exc).__name__}: {exc} "
                        "(set NETPROBE_DEBUG=1 for the traceback, and please report it)", err=True)
-            ctx.exit(errors.NetprobeError.exit_code)
+            ctx.exit(ExitCode.FAILURE)
 
 
 @click.group(cls=NetprobeGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -17,8 +17,8 @@ import numpy as np
 import orjson
 
 from netprobe.core import errors
+from netprobe.core.exits import ExitCode, diagnosed
 
-EXIT_OK, EXIT_DIAGNOSED, EXIT_USAGE = 0, 1, 2
 JSON_VERSION = 1
 FLOW_FIELDS = (
     "stream", "client", "client_port", "server", "server_port", "ip", "first_time",
@@ -119,8 +119,8 @@ def _failed(result: Any) -> bool:
 
 def _exit_code(reports: list[dict[str, Any]]) -> int:
     if any(r["error"] or r["warnings"] for r in reports):
-        return EXIT_USAGE
-    return EXIT_DIAGNOSED if any(r.get("failed") for r in reports) else EXIT_OK
+        return ExitCode.USAGE
+    return diagnosed(any(r.get("failed") for r in reports))
 
 
 def _fmt_rtt(value: float | None) -> str:

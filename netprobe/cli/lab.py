@@ -13,6 +13,7 @@ import time
 import click
 import yaml
 
+from netprobe.core.exits import diagnosed
 from netprobe.lab import lifecycle, scenarios
 
 _FORMATS = click.Choice(["yaml", "json"])
@@ -130,7 +131,7 @@ def demo(names: tuple[str, ...], verbose: bool) -> None:
         lifecycle.down()
     total = len(chosen)
     click.echo(f"\n{total - misses}/{total} scenarios diagnosed as the failure they reproduce")
-    sys.exit(0 if misses == 0 else 1)
+    sys.exit(diagnosed(misses > 0))
 
 
 def _demo_lines(scenario: scenarios.Scenario, results: list, took: float, verbose: bool) -> int:

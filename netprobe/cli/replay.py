@@ -14,6 +14,7 @@ import click
 
 from netprobe import api
 from netprobe.core import settings, wire
+from netprobe.core.exits import diagnosed
 from netprobe.core.model import CallKind
 from netprobe.present import text as render
 from netprobe.replay import target as target_mod
@@ -65,4 +66,4 @@ def replay(url: str, resolve: str | None, ca_bundle: Path, netns: str | None,
         click.echo(json.dumps(wire.replay_to_json(result), indent=2))
     else:
         render.replay_text(result, sys.stdout)
-    sys.exit(0 if result.succeeded else 1)
+    sys.exit(diagnosed(not result.succeeded))

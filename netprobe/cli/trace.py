@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from netprobe.core import settings, wire
+from netprobe.core.exits import diagnosed
 from netprobe.core.verdicts import VerdictClass
 from netprobe.k8s import files as snapshot
 from netprobe.present import export
@@ -65,7 +66,7 @@ def _static(objects: list, name: str | None, namespace: str | None, output: str)
     else:
         render.static_text(reports, sys.stdout)
     errors_found = any(f.severity.value == "error" for r in reports for f in r.findings)
-    sys.exit(1 if errors_found else 0)
+    sys.exit(diagnosed(errors_found))
 
 
 @trace.command()
@@ -126,4 +127,4 @@ def webhook(name: str | None, namespace: str | None, snapshot_path: Path | None,
     else:
         for result in results:
             render.trace_text(result, sys.stdout)
-    sys.exit(0 if all(result.verdict.cls is VerdictClass.OK for result in results) else 1)
+    sys.exit(diagnosed(any(result.verdict.cls is not VerdictClass.OK for result in results)))

@@ -7,18 +7,20 @@ an x509 error); those are data (`PhaseResult`, `Verdict`), never raised.
 
 from __future__ import annotations
 
+from netprobe.core.exits import ExitCode
+
 
 class NetprobeError(Exception):
     """netprobe itself failed; the CLI maps it to exit code 3."""
 
-    exit_code = 3
+    exit_code = ExitCode.FAILURE
     retryable = False
 
 
 class UsageError(NetprobeError):
     """The user asked for something impossible or malformed (exit code 2)."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class NotRootError(UsageError):
@@ -61,7 +63,7 @@ class K8sNotFound(K8sError):
 class K8sForbidden(K8sError):
     """RBAC or admission denied the request (403)."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class CaptureError(NetprobeError):

@@ -15,7 +15,9 @@ import threading
 import time
 from pathlib import Path
 
-from netprobe.capture.tcpdump import TcpdumpCapture, flow_filter
+from netprobe.analysis import summary as packet_summary
+from netprobe.capture import filters
+from netprobe.capture.backend import TCPDUMP, CaptureBackend, Sniffer
 from netprobe.core import errors, rules
 from netprobe.core.model import (
     Evidence,
@@ -34,7 +36,8 @@ from netprobe.replay import apiserver, call, sockets
 
 def replay(target: WebhookTarget, *, netns: str | None = None, timeouts: Timeouts | None = None,
            capture: bool = True, capture_path: Path | None = None,
-           interface: str = "any", cancel: threading.Event | None = None) -> ReplayResult:
+           interface: str = "any", cancel: threading.Event | None = None,
+           capture_backend: CaptureBackend = TCPDUMP) -> ReplayResult:
     """Replays kube-apiserver's call to TARGET from NETNS, capturing its packets.
 
     Returns a `ReplayResult` whose `verdict` says what failed, where and why.
@@ -54,26 +57,23 @@ def replay(target: WebhookTarget, *, netns: str | None = None, timeouts: Timeout
         if capture and path is None:
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="netprobe-"))
             path = Path(scratch) / "replay.pcap"
-        sniffer: list[TcpdumpCapture] = []
+        sniffer: list[Sniffer] = []
 
         def start_capture(sock: socket.socket) -> None:
             if not capture or path is None:
                 return
             local_port = sock.getsockname()[1]
             sniffer.append(stack.enter_context(
-                TcpdumpCapture(path, flow_filter(local_port), netns=netns, interface=interface)))
+                capture_backend.sniffer(path, filters.flow_filter(local_port), netns=netns,
+                                        interface=interface)))
 
         outcome = call.run(target, timeouts, netns, on_bound=start_capture, cancel=cancel)
         summary = None
-        if sniffer:
-            from netprobe.replay import (
-                packets,  # scapy: loaded only when there is a capture to read
-            )
-
+        if sniffer and path is not None:
             sniffer[0].stop(grace=timeouts.capture_grace)
             names = sockets.local_addresses(netns)
             local_port = outcome.local[1] if outcome.local else 0
-            summary = packets.summarize(path, local_port, interfaces=names)  # type: ignore[arg-type]
+            summary = packet_summary.summarize(path, local_port, interfaces=names)
         return _result(target, outcome, summary, netns, timeouts,
                        str(capture_path) if capture_path and sniffer else None)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from netprobe.agents.backend import AgentBackend, AgentHandle
 from netprobe.agents.spec import AgentResult, AgentSpec
+from netprobe.capture import filters
 from netprobe.core import errors, rules, wire
 from netprobe.core.model import TraceResult, WebhookTarget
 from netprobe.core.settings import Timeouts
@@ -99,12 +100,6 @@ def _target_json(target: WebhookTarget) -> dict[str, Any]:
     fields["ca_bundle"] = target.ca_bundle.decode("ascii", "replace")
     fields["kind"] = target.kind.value
     return fields
-
-
-def capture_filter(endpoints: list[EndpointInfo]) -> str:
-    """BPF for a worker: the connection after NAT (pod address and port) and ICMP errors."""
-    hosts = " or ".join(f"(host {e.ip} and port {e.port})" for e in endpoints)
-    return f"(tcp and ({hosts})) or (icmp and icmp[0] == 3) or (icmp6 and ip6[40] == 1)"
 
 
 def _stop_all(handles: list[AgentHandle]) -> None:
@@ -190,8 +185,10 @@ def trace_path(path: WebhookPath, objects: list[dict[str, Any]], backend: AgentB
     replays = [AgentSpec(run_id, vantage, "replay", targets=[_target_json(p.target)
                                                              for p in probes],
                          timeouts=timeouts)]
-    captures = [AgentSpec(run_id, node, "capture", bpf=capture_filter(eps), timeouts=timeouts,
-                          duration=duration) for node, eps in endpoint_nodes.items()]
+    captures = [AgentSpec(run_id, node, "capture",
+                          bpf=filters.endpoints_filter([(e.ip, e.port) for e in eps]),
+                          timeouts=timeouts, duration=duration)
+                for node, eps in endpoint_nodes.items()]
     replay_results, capture_results = _run_agents(backend, replays, captures, options, progress)
     by_node = {r.node: _check_result(r) for r in capture_results}
     with tempfile.TemporaryDirectory(prefix="netprobe-trace-") as scratch:

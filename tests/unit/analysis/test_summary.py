@@ -1,4 +1,4 @@
-"""Summarising a replay's capture (pcaps crafted with scapy; no root)."""
+"""Summarising a replay's capture with the columnar decoder (pcaps crafted with scapy; no root)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from scapy.layers.inet import ICMP, IP, TCP, IPerror, TCPerror
 from scapy.layers.l2 import CookedLinuxV2
 from scapy.utils import wrpcap
 
-from netprobe.replay import packets
+from netprobe.analysis import summary as packets
 
 LOCAL, POD, PORT = "10.0.0.10", "10.244.1.5", 40123
 
