@@ -1,11 +1,14 @@
-"""Where agents run: behind one small interface, two backends.
+"""Where agents run: one Protocol, three backends.
 
 - `netns.NetnsBackend`: `ip netns exec NS python -m netprobe.agents` per node
   (the lab, or a user's own test bed), from `--netns-map NODE=NETNS,...`.
-- `netprobe.k8s.agents.PodBackend`: one short-lived pod per node.
+- `pod.PodBackend`: one short-lived pod per node, through the Kubernetes API.
+- `fake.FakeBackend`: in memory, answering from a function (for tests and
+  for replaying recorded agent results, like httpx's MockTransport).
 
 The trace starts every capture agent, waits until each is ready, runs the
-replay agent, then tells the captures to finish and collects all results.
+replay agent, then tells the captures to finish, collects all results, and
+always calls `cleanup` with the run id at the end.
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ from __future__ import annotations
 from typing import Protocol
 
 from netprobe.agents.spec import AgentResult, AgentSpec
+
+MANAGED_CONTROL_PLANE = "control-plane"
+"""The vantage name of a control plane that has no Node object (a managed one: EKS,
+GKE, AKS). Only a backend that can stand in for it (the lab's netns map) has it."""
 
 
 class AgentHandle(Protocol):
@@ -31,5 +38,11 @@ class AgentHandle(Protocol):
 class AgentBackend(Protocol):
     """Starts agents on nodes."""
 
+    def has_node(self, node: str) -> bool:
+        """Whether an agent can run on NODE (`MANAGED_CONTROL_PLANE` included)."""
+
     def start(self, spec: AgentSpec) -> AgentHandle:
         """Starts SPEC's agent on SPEC.node. Raises AgentError, UsageError."""
+
+    def cleanup(self, run_id: str) -> list[str]:
+        """Removes whatever agents of RUN_ID are left (after a crash); returns their names."""

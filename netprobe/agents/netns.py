@@ -125,3 +125,7 @@ class NetnsBackend:
             raise errors.UsageError(f"--netns-map has no namespace for node {spec.node!r}; "
                                     f"it maps {', '.join(sorted(self.netns_map))}")
         return NetnsHandle(dataclasses.replace(spec, netns=netns, stop_on_stdin=True))
+
+    def cleanup(self, run_id: str) -> list[str]:
+        """Nothing to remove: each agent is a child that `abort` kills with its group."""
+        return []

@@ -16,6 +16,7 @@ import re
 import time
 from typing import Any
 
+from netprobe.agents.backend import MANAGED_CONTROL_PLANE
 from netprobe.agents.spec import READY_LINE, AgentResult, AgentSpec, decode_result
 from netprobe.core import errors
 from netprobe.k8s.client import Api, follow_log, read_log, translated, watch_pod
@@ -278,6 +279,10 @@ class PodBackend:
         self.image = image
         self.deadline_seconds = deadline_seconds
         """The pod's activeDeadlineSeconds: the kubelet kills it even if netprobe died."""
+
+    def has_node(self, node: str) -> bool:
+        """Any Node of the cluster; never a managed control plane (it has no Node to run on)."""
+        return node != MANAGED_CONTROL_PLANE
 
     def start(self, spec: AgentSpec) -> PodHandle:
         """Creates SPEC's agent pod on SPEC.node (it is not yet running).

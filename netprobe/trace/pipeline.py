@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from netprobe.agents.backend import AgentBackend, AgentHandle
+from netprobe.agents.backend import MANAGED_CONTROL_PLANE, AgentBackend, AgentHandle
 from netprobe.agents.spec import AgentResult, AgentSpec
 from netprobe.capture import filters
 from netprobe.core import errors, rules, wire
@@ -28,9 +28,6 @@ from netprobe.core.settings import Timeouts
 from netprobe.replay.probe import service_missing
 from netprobe.trace import checks, correlate, discovery, hops
 from netprobe.trace.discovery import EndpointInfo, NodeInfo, WebhookPath
-
-MANAGED_CONTROL_PLANE = "control-plane"
-"""A vantage name for a control plane with no Node object (the lab's managed clusters)."""
 
 Progress = Callable[[str], None]
 
@@ -64,8 +61,7 @@ def _vantage(path: WebhookPath, nodes: dict[str, NodeInfo], backend: AgentBacken
     control = sorted(name for name, node in nodes.items() if node.control_plane)
     if control:
         return control[0], False
-    has = getattr(backend, "has_node", lambda name: False)
-    if has(MANAGED_CONTROL_PLANE):
+    if backend.has_node(MANAGED_CONTROL_PLANE):
         return MANAGED_CONTROL_PLANE, False
     endpoint_nodes = {e.node for e in path.endpoints}
     workers = sorted(nodes)
@@ -132,9 +128,8 @@ def _run_agents(backend: AgentBackend, replays: list[AgentSpec], captures: list[
         return replay_results, capture_results
     finally:
         _stop_all(started)
-        cleanup = getattr(backend, "cleanup", None)  # the pod backend: delete by run-id label too
-        if cleanup is not None and replays:
-            cleanup(replays[0].run_id)
+        if replays:  # agents left by a crash (the pod backend deletes by run-id label)
+            backend.cleanup(replays[0].run_id)
 
 
 def _check_result(result: AgentResult) -> AgentResult:
