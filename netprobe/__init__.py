@@ -19,6 +19,7 @@ from typing import Any
 
 _EXPORTS = {
     "NetprobeError": "netprobe.core.errors",
+    "CallTarget": "netprobe.core.model",
     "ReplayResult": "netprobe.core.model",
     "SavedTrace": "netprobe.api",
     "Timeouts": "netprobe.core.settings",

@@ -19,16 +19,16 @@ from pathlib import Path
 from netprobe.agents.spec import READY_LINE, AgentResult, AgentSpec
 from netprobe.capture.backend import TCPDUMP, CaptureBackend
 from netprobe.core import errors
-from netprobe.core.model import CallKind, WebhookTarget
+from netprobe.core.model import CallKind, CallTarget
 from netprobe.core.settings import Timeouts
 from netprobe.replay import sockets
 
 
-def _target(target: dict) -> WebhookTarget:  # type: ignore[type-arg]
+def _target(target: dict) -> CallTarget:  # type: ignore[type-arg]
     fields = dict(target)
     fields["ca_bundle"] = str(fields.get("ca_bundle", "")).encode()
     fields["kind"] = CallKind(fields.get("kind", "admission"))
-    return WebhookTarget(**fields)
+    return CallTarget(**fields)
 
 
 def _interfaces(netns: str | None) -> dict[str, str]:

@@ -38,7 +38,7 @@ class AgentSpec:
     netns: str | None = None
     """Namespace to work in (netns backend); None: the agent's own (host network)."""
     targets: list[dict[str, Any]] = field(default_factory=list)
-    """For `replay`: one WebhookTarget (fields, `ca_bundle` as PEM text) per endpoint,
+    """For `replay`: one CallTarget (fields, `ca_bundle` as PEM text) per endpoint,
     replayed concurrently."""
     timeouts: dict[str, Any] = field(default_factory=dict)
     bpf: str = ""

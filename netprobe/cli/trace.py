@@ -21,6 +21,7 @@ from netprobe.k8s import files as snapshot
 from netprobe.present import export
 from netprobe.present import text as render
 from netprobe.trace import pipeline as trace_mod
+from netprobe.trace.frames import Frames
 
 if TYPE_CHECKING:  # only a live cluster imports the kubernetes client
     from netprobe.k8s.client import Api
@@ -115,10 +116,11 @@ def webhook(name: str | None, namespace: str | None, snapshot_path: Path | None,
         options = trace_mod.TraceOptions(
             timeouts=settings.timeouts_from_env(settings.Timeouts(full=full)), pcap_dir=folder,
             apiserver_node=apiserver_node)
+        frames = Frames()  # every capture decoded once, for the trace and for --pcapng
         with render.progress(sys.stderr) as progress:
             results = trace_mod.trace_webhooks(objects, backend, name=name, namespace=namespace,
-                                               options=options, progress=progress)
-        for line in export.people_outputs(results, pcapng_path, graph_path):
+                                               options=options, progress=progress, frames=frames)
+        for line in export.people_outputs(results, pcapng_path, graph_path, frames):
             click.echo(f"netprobe: {line}", err=True)
         if folder is not pcap_dir:  # a scratch folder: do not report paths about to vanish
             results = [dataclasses.replace(result, captures=()) for result in results]

@@ -4,7 +4,7 @@ Owns: the vocabulary shared by replay, capture, classification and output
 (phases, outcomes, packets, certificates, verdicts). Must not: do I/O or
 import anything outside the standard library.
 
-Flow: `WebhookTarget -> PhaseResult[] + CertificateInfo + PacketSummary ->
+Flow: `CallTarget -> PhaseResult[] + CertificateInfo + PacketSummary ->
 Verdict -> ReplayResult`.
 """
 
@@ -64,8 +64,8 @@ class Failure(enum.Enum):
 
 
 @dataclass(frozen=True)
-class WebhookTarget:
-    """One webhook endpoint, as the apiserver would call it."""
+class CallTarget:
+    """One call the apiserver makes (a webhook, an aggregated API...), as it would make it."""
 
     url: str
     """`https://HOST:PORT/PATH` (the apiserver always writes the port)."""
@@ -89,6 +89,10 @@ class WebhookTarget:
     apiserver_ip: str | None = None
     """The address the apiserver itself dials (the ClusterIP), for its message, when the
     replay dials an endpoint directly."""
+
+
+WebhookTarget = CallTarget
+"""The name of `CallTarget` before netprobe traced more than webhooks (kept for scripts)."""
 
 
 @dataclass(frozen=True)
@@ -257,7 +261,7 @@ class Evidence:
 class ReplayResult:
     """Everything one replay found."""
 
-    target: WebhookTarget
+    target: CallTarget
     phases: tuple[PhaseResult, ...]
     verdict: Verdict
     apiserver_error: ApiserverError | None

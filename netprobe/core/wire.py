@@ -63,6 +63,7 @@ def replay_from_json(data: dict[str, Any]) -> ReplayResult:
     from netprobe.core.model import (
         ApiserverError,
         CallKind,
+        CallTarget,
         CertificateInfo,
         HttpOutcome,
         IcmpInfo,
@@ -72,7 +73,6 @@ def replay_from_json(data: dict[str, Any]) -> ReplayResult:
         RstInfo,
         Status,
         Verdict,
-        WebhookTarget,
     )
 
     target = dict(data["target"], kind=CallKind(data["target"]["kind"]))
@@ -91,7 +91,7 @@ def replay_from_json(data: dict[str, Any]) -> ReplayResult:
     cert = data.get("certificate")
     message = data.get("apiserver_error")
     return ReplayResult(
-        target=WebhookTarget(**target),
+        target=CallTarget(**target),
         phases=tuple(PhaseResult(Phase(p["phase"]), Status(p["status"]), p["started"],
                                  p["duration"], p["detail"], p["error"]) for p in data["phases"]),
         verdict=Verdict(VerdictClass(cls), phase, **verdict),

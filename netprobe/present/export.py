@@ -17,6 +17,7 @@ from typing import Any
 from netprobe.capture import pcapng_writer
 from netprobe.present import annotate
 from netprobe.trace import pathview
+from netprobe.trace.frames import Frames
 from netprobe.trace.saved import SavedTrace
 
 Written = pcapng_writer.Written
@@ -43,7 +44,8 @@ def check_writable(path: str | Path) -> Path:
     return target
 
 
-def trace_pcapng(traces: Sequence[SavedTrace], path: str | Path) -> Written:
+def trace_pcapng(traces: Sequence[SavedTrace], path: str | Path,
+                 frames: Frames | None = None) -> Written:
     """One pcapng of every capture of `traces`, each packet of the replayed calls annotated.
 
     A capture shared by several traced endpoints (two endpoints on one node)
@@ -52,18 +54,19 @@ def trace_pcapng(traces: Sequence[SavedTrace], path: str | Path) -> Written:
     Raises:
         CaptureFormatError: a capture cannot be read.
         UsageError: `path` cannot be written.
-    """
-    from netprobe import analysis
 
+    FRAMES: the trace's decoded captures, when the caller has them (none decoded twice).
+    """
+    frames = frames if frames is not None else Frames()
     files: dict[Path, dict[str, Any]] = {}
     summary: list[str] = []
     for trace in traces:
-        frames = [analysis.read(c.path) for c in trace.captures]
+        tables = [frames.get(c.path) for c in trace.captures]
         known = [trace.ifnames.get(c.node, {}) for c in trace.captures]
-        table = pathview.path_packets(trace.result, frames, [c.node for c in trace.captures],
+        table = pathview.path_packets(trace.result, tables, [c.node for c in trace.captures],
                                       [c.role for c in trace.captures], known)
-        named = pathview.lanes(trace.result, frames, [c.role for c in trace.captures],
-                               pathview.flow_key(trace.result, frames,
+        named = pathview.lanes(trace.result, tables, [c.role for c in trace.captures],
+                               pathview.flow_key(trace.result, tables,
                                                  [c.role for c in trace.captures]), known)
         comments = annotate.trace_comments(trace.result, table)
         summary += annotate.trace_summary(trace.result)
@@ -169,8 +172,8 @@ def capture_folder(pcap_dir: Path | None, needed: bool) -> Iterator[Path | None]
         yield Path(scratch)
 
 
-def people_outputs(results: Sequence[Any], pcapng: Path | None,
-                   graph_path: Path | None) -> list[str]:
+def people_outputs(results: Sequence[Any], pcapng: Path | None, graph_path: Path | None,
+                   frames: Frames | None = None) -> list[str]:
     """Write the pcapng and hop graphs a trace asked for; one line per file written.
 
     Raises:
@@ -181,7 +184,7 @@ def people_outputs(results: Sequence[Any], pcapng: Path | None,
 
     lines = []
     if pcapng is not None:
-        written = trace_pcapng(saved.from_results(list(results)), pcapng)
+        written = trace_pcapng(saved.from_results(list(results)), pcapng, frames)
         lines.append(f"wrote {pcapng}: {written.packets} packets from "
                      f"{len(written.interfaces)} interfaces, {written.comments} comments")
     if graph_path is not None:

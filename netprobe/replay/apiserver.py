@@ -13,7 +13,7 @@ net/http, crypto/tls or x509.
 
 from __future__ import annotations
 
-from netprobe.core.model import ApiserverError, CallKind, Failure, WebhookTarget
+from netprobe.core.model import ApiserverError, CallKind, CallTarget, Failure
 
 CONTEXT_DEADLINE = "context deadline exceeded"
 TLS_HANDSHAKE_TIMEOUT = "net/http: TLS handshake timeout"
@@ -28,7 +28,7 @@ def go_duration(seconds: float) -> str:
     return f"{text}s"
 
 
-def call_url(target: WebhookTarget) -> str:
+def call_url(target: CallTarget) -> str:
     """The URL the apiserver posts to, with its `?timeout=` parameter."""
     base = f"https://{_host_port(target.host, target.port)}{target.path}"
     separator = "&" if "?" in target.path else "?"
@@ -39,7 +39,7 @@ def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _wrap(target: WebhookTarget, err: str) -> str:
+def _wrap(target: CallTarget, err: str) -> str:
     if target.kind is CallKind.CONVERSION:
         return (f'conversion webhook for {target.conversion_gvk} failed: '
                 f'Post "{call_url(target)}": {err}')
@@ -57,7 +57,7 @@ def _dial(dialed: tuple[str, int], err: str) -> str:
     return f"dial tcp {_host_port(*dialed)}: {err}"
 
 
-def _predict(target: WebhookTarget, failure: Failure, *, dialed: tuple[str, int] | None = None,
+def _predict(target: CallTarget, failure: Failure, *, dialed: tuple[str, int] | None = None,
              dial_timeout: float, tls_timeout: float, connected_after: float,
              detail: str) -> ApiserverError:
     address = dialed or (target.host, target.port)
@@ -95,7 +95,7 @@ def _predict(target: WebhookTarget, failure: Failure, *, dialed: tuple[str, int]
     return ApiserverError(_wrap(target, detail or f"dial tcp: lookup {target.host}: no such host"))
 
 
-def predict(target: WebhookTarget, failure: Failure, *, dialed: tuple[str, int] | None = None,
+def predict(target: CallTarget, failure: Failure, *, dialed: tuple[str, int] | None = None,
             dial_timeout: float = 30.0, tls_timeout: float = 10.0,
             connected_after: float = 0.0, detail: str = "") -> ApiserverError:
     """Returns the message the apiserver logs, its race alternatives and what clients see.

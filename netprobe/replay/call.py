@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 import h11
 
 from netprobe.core.model import (
+    CallTarget,
     CertificateInfo,
     Failure,
     HttpOutcome,
     Phase,
     PhaseResult,
     Status,
-    WebhookTarget,
 )
 from netprobe.core.settings import Timeouts
 from netprobe.replay import apiserver, certs, review, sockets
@@ -110,7 +110,7 @@ def _lookup(netns: str | None, host: str, wait: float) -> tuple[bool, str | None
     return (True, answer[0]) if answer else (False, None)
 
 
-def _resolve(target: WebhookTarget, netns: str | None, out: CallOutcome, clock: _Clock,
+def _resolve(target: CallTarget, netns: str | None, out: CallOutcome, clock: _Clock,
              timeouts: Timeouts) -> str | None:
     began = clock.elapsed()
     if target.resolve_ip:
@@ -144,7 +144,7 @@ _CONNECT_FAILURES = {errno.ECONNREFUSED: Failure.REFUSED, errno.EHOSTUNREACH: Fa
                      errno.ENETUNREACH: Failure.NET_UNREACHABLE}
 
 
-def _connect(sock: socket.socket, address: str, target: WebhookTarget, timeouts: Timeouts,
+def _connect(sock: socket.socket, address: str, target: CallTarget, timeouts: Timeouts,
              out: CallOutcome, clock: _Clock) -> bool:
     began = clock.elapsed()
     limit = min(began + timeouts.dial, target.timeout_seconds)
@@ -251,7 +251,7 @@ def _tls_context() -> ssl.SSLContext:
     return context
 
 
-def _handshake(sock: socket.socket, target: WebhookTarget, timeouts: Timeouts,
+def _handshake(sock: socket.socket, target: CallTarget, timeouts: Timeouts,
                out: CallOutcome, clock: _Clock) -> _Pipe | None:
     began = clock.elapsed()
     limit = min(began + timeouts.tls, target.timeout_seconds)
@@ -322,7 +322,7 @@ def _tls_stall(out: CallOutcome, clock: _Clock, began: float, pipe: _Pipe, early
     return None
 
 
-def _verify(pipe: _Pipe, target: WebhookTarget, out: CallOutcome, clock: _Clock,
+def _verify(pipe: _Pipe, target: CallTarget, out: CallOutcome, clock: _Clock,
             began: float) -> None:
     der = pipe.tls.getpeercert(binary_form=True)
     if not der:
@@ -347,7 +347,7 @@ def _verify(pipe: _Pipe, target: WebhookTarget, out: CallOutcome, clock: _Clock,
 # --- HTTP -----------------------------------------------------------------------
 
 
-def _request_bytes(connection: h11.Connection, target: WebhookTarget, body: bytes) -> bytes:
+def _request_bytes(connection: h11.Connection, target: CallTarget, body: bytes) -> bytes:
     url = apiserver.call_url(target)
     path = url.split(f":{target.port}", 1)[1] if f":{target.port}" in url else target.path
     headers = [("Host", f"{target.host}:{target.port}"), ("User-Agent", "kube-apiserver-admission"),
@@ -357,7 +357,7 @@ def _request_bytes(connection: h11.Connection, target: WebhookTarget, body: byte
             + connection.send(h11.Data(data=body)) + connection.send(h11.EndOfMessage()))
 
 
-def _exchange(pipe: _Pipe, target: WebhookTarget, timeouts: Timeouts, out: CallOutcome,
+def _exchange(pipe: _Pipe, target: CallTarget, timeouts: Timeouts, out: CallOutcome,
               clock: _Clock) -> None:
     began = clock.elapsed()
     uid, body = review.request_body(target.kind)
@@ -430,7 +430,7 @@ def _response_stall(out: CallOutcome, clock: _Clock, began: float, early: bool) 
            "request ACKed, no response" + (" (early verdict)" if early else ""), "timeout")
 
 
-def _judge_response(target: WebhookTarget, uid: str, status: int, body: bytes,
+def _judge_response(target: CallTarget, uid: str, status: int, body: bytes,
                     out: CallOutcome, clock: _Clock, began: float) -> None:
     excerpt = body[:200].decode("utf-8", "replace")
     if status != 200:
@@ -461,7 +461,7 @@ def _skip_rest(out: CallOutcome, clock: _Clock) -> None:
                                           0.0, "not reached"))
 
 
-def run(target: WebhookTarget, timeouts: Timeouts, netns: str | None = None,
+def run(target: CallTarget, timeouts: Timeouts, netns: str | None = None,
         on_bound: Callable[[socket.socket], None] | None = None,
         cancel: threading.Event | None = None) -> CallOutcome:
     """Replays the apiserver's call to TARGET from NETNS; returns what happened.

@@ -20,6 +20,7 @@ from netprobe.capture import filters
 from netprobe.capture.backend import TCPDUMP, CaptureBackend, Sniffer
 from netprobe.core import errors, rules
 from netprobe.core.model import (
+    CallTarget,
     Evidence,
     Failure,
     PacketSummary,
@@ -27,14 +28,13 @@ from netprobe.core.model import (
     PhaseResult,
     ReplayResult,
     Status,
-    WebhookTarget,
 )
 from netprobe.core.settings import Timeouts
 from netprobe.host import nsenter
 from netprobe.replay import apiserver, call, sockets
 
 
-def replay(target: WebhookTarget, *, netns: str | None = None, timeouts: Timeouts | None = None,
+def replay(target: CallTarget, *, netns: str | None = None, timeouts: Timeouts | None = None,
            capture: bool = True, capture_path: Path | None = None,
            interface: str = "any", cancel: threading.Event | None = None,
            capture_backend: CaptureBackend = TCPDUMP) -> ReplayResult:
@@ -78,7 +78,7 @@ def replay(target: WebhookTarget, *, netns: str | None = None, timeouts: Timeout
                        str(capture_path) if capture_path and sniffer else None)
 
 
-def _result(target: WebhookTarget, outcome: call.CallOutcome, summary: PacketSummary | None,
+def _result(target: CallTarget, outcome: call.CallOutcome, summary: PacketSummary | None,
             netns: str | None, timeouts: Timeouts, capture: str | None) -> ReplayResult:
     wire = summary.wire_destination if summary is not None else None
     on_link = sockets.on_link(netns, wire or outcome.dialed[0]) if outcome.dialed else None
@@ -102,7 +102,7 @@ def _result(target: WebhookTarget, outcome: call.CallOutcome, summary: PacketSum
                         dialed=outcome.dialed)
 
 
-def service_missing(target: WebhookTarget, service: str, namespace: str) -> ReplayResult:
+def service_missing(target: CallTarget, service: str, namespace: str) -> ReplayResult:
     """The result of a call whose Service does not exist: nothing is sent.
 
     The apiserver's service resolver fails before any packet; so does this.

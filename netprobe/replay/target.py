@@ -1,4 +1,4 @@
-"""Building a `WebhookTarget` from what a user types.
+"""Building a `CallTarget` from what a user types.
 
 Owns: parsing and checking the URL (https only, the port the apiserver
 would write), `--resolve HOST:IP`, and reading the CA bundle. Must not:
@@ -12,7 +12,7 @@ import urllib.parse
 from pathlib import Path
 
 from netprobe.core import errors
-from netprobe.core.model import CallKind, WebhookTarget
+from netprobe.core.model import CallKind, CallTarget
 from netprobe.replay import certs
 
 
@@ -51,7 +51,7 @@ def read_ca_bundle(path: Path) -> bytes:
 
 
 def build(url: str, *, resolve: str | None, ca_bundle: bytes, webhook_name: str | None = None,
-          timeout_seconds: float = 10.0, kind: CallKind | None = None) -> WebhookTarget:
+          timeout_seconds: float = 10.0, kind: CallKind | None = None) -> CallTarget:
     """Returns the target the apiserver would call for URL.
 
     Raises:
@@ -76,7 +76,7 @@ def build(url: str, *, resolve: str | None, ca_bundle: bytes, webhook_name: str 
         path += "?" + parts.query
     kind = kind or (CallKind.CONVERSION if "convert" in path else CallKind.ADMISSION)
     canonical = f"https://{f'[{host}]' if ':' in host else host}:{port}{path}"
-    return WebhookTarget(url=canonical, host=host, port=port, path=path,
+    return CallTarget(url=canonical, host=host, port=port, path=path,
                          resolve_ip=parse_resolve(resolve, host) if resolve else None,
                          ca_bundle=ca_bundle, webhook_name=webhook_name or host,
                          timeout_seconds=timeout_seconds, kind=kind)

@@ -14,19 +14,19 @@ import re
 from collections.abc import Callable, Iterator
 
 from netprobe.core.model import Finding, Severity
-from netprobe.trace.discovery import NodeInfo, Obj, WebhookPath
+from netprobe.trace.discovery import CallPath, NodeInfo, Obj
 
 KUBELET_PORT = 10250
 GKE_OPEN_PORTS = (443, 10250)
 
-Check = Callable[[WebhookPath, dict[str, NodeInfo], list[Obj]], Iterator[Finding]]
+Check = Callable[[CallPath, dict[str, NodeInfo], list[Obj]], Iterator[Finding]]
 
 
-def _svc(path: WebhookPath) -> str:
+def _svc(path: CallPath) -> str:
     return f"Service {path.service_namespace}/{path.service_name}"
 
 
-def timeout_masks(path: WebhookPath, nodes: dict[str, NodeInfo],
+def timeout_masks(path: CallPath, nodes: dict[str, NodeInfo],
                   objects: list[Obj]) -> Iterator[Finding]:
     if path.timeout_seconds < 30:
         yield Finding(
@@ -35,10 +35,10 @@ def timeout_masks(path: WebhookPath, nodes: dict[str, NodeInfo],
             "before its 30 s dialer and with its 10 s TLS timer, so stalls all read "
             "'context deadline exceeded'.",
             "Raise timeoutSeconds to 30 while debugging to see the real error.",
-            f"webhook {path.webhook}")
+            f"webhook {path.name}")
 
 
-def missing_service(path: WebhookPath, nodes: dict[str, NodeInfo],
+def missing_service(path: CallPath, nodes: dict[str, NodeInfo],
                     objects: list[Obj]) -> Iterator[Finding]:
     if path.url or path.service is not None:
         return
@@ -47,7 +47,7 @@ def missing_service(path: WebhookPath, nodes: dict[str, NodeInfo],
                   "Fix clientConfig.service (name, namespace) or create the Service.", _svc(path))
 
 
-def missing_port(path: WebhookPath, nodes: dict[str, NodeInfo],
+def missing_port(path: CallPath, nodes: dict[str, NodeInfo],
                  objects: list[Obj]) -> Iterator[Finding]:
     if path.service is not None and path.target_port is None:
         yield Finding("service-port-not-found", Severity.ERROR,
@@ -56,7 +56,7 @@ def missing_port(path: WebhookPath, nodes: dict[str, NodeInfo],
                       "Make clientConfig.service.port match a port of the Service.", _svc(path))
 
 
-def unresolved_target(path: WebhookPath, nodes: dict[str, NodeInfo],
+def unresolved_target(path: CallPath, nodes: dict[str, NodeInfo],
                       objects: list[Obj]) -> Iterator[Finding]:
     for endpoint in path.endpoints:
         if endpoint.port == 0:
@@ -67,7 +67,7 @@ def unresolved_target(path: WebhookPath, nodes: dict[str, NodeInfo],
                           _svc(path))
 
 
-def endpoints_ready(path: WebhookPath, nodes: dict[str, NodeInfo],
+def endpoints_ready(path: CallPath, nodes: dict[str, NodeInfo],
                     objects: list[Obj]) -> Iterator[Finding]:
     if path.service is None or path.url or path.target_port is None:
         return
@@ -104,7 +104,7 @@ def _probe_port(container: Obj) -> int | str | None:
     return action.get("port")
 
 
-def probe_vs_healthz(path: WebhookPath, nodes: dict[str, NodeInfo],
+def probe_vs_healthz(path: CallPath, nodes: dict[str, NodeInfo],
                      objects: list[Obj]) -> Iterator[Finding]:
     seen = set()
     for endpoint in path.endpoints:
@@ -132,7 +132,7 @@ def _named_port(container: Obj, name: str) -> int | None:
                  if p.get("name") == name), None)
 
 
-def provider_ports(path: WebhookPath, nodes: dict[str, NodeInfo],
+def provider_ports(path: CallPath, nodes: dict[str, NodeInfo],
                    objects: list[Obj]) -> Iterator[Finding]:
     for endpoint in path.endpoints:
         node = nodes.get(endpoint.node or "")
@@ -172,12 +172,12 @@ def _same_16(a: str, b: str) -> bool | None:
     return a.split(".")[:2] == b.split(".")[:2]
 
 
-def ca_bundle(path: WebhookPath, nodes: dict[str, NodeInfo],
+def ca_bundle(path: CallPath, nodes: dict[str, NodeInfo],
               objects: list[Obj]) -> Iterator[Finding]:
     subject = path.configuration
     if not path.ca_bundle:
         yield Finding("empty-ca-bundle", Severity.ERROR,
-                      f"{path.configuration}: webhook {path.webhook} has an empty caBundle: the "
+                      f"{path.configuration}: webhook {path.name} has an empty caBundle: the "
                       "apiserver trusts nothing it can verify the webhook with.",
                       "Check the CA injector (cert-manager cainjector) and its logs.", subject)
         return
@@ -193,7 +193,7 @@ def ca_bundle(path: WebhookPath, nodes: dict[str, NodeInfo],
                       "Check the cainjector's logs and leader election; re-inject the CA.", subject)
 
 
-def _ca_secret(path: WebhookPath, objects: list[Obj]) -> Obj | None:
+def _ca_secret(path: CallPath, objects: list[Obj]) -> Obj | None:
     config = path.configuration_object or {}
     annotation = (config.get("metadata", {}).get("annotations") or {}).get(
         "cert-manager.io/inject-ca-from-secret", "")
@@ -205,7 +205,7 @@ def _ca_secret(path: WebhookPath, objects: list[Obj]) -> Obj | None:
                  and obj["metadata"].get("namespace") == namespace), None)
 
 
-def managed_control_plane(path: WebhookPath, nodes: dict[str, NodeInfo],
+def managed_control_plane(path: CallPath, nodes: dict[str, NodeInfo],
                           objects: list[Obj]) -> Iterator[Finding]:
     if nodes and not any(node.control_plane for node in nodes.values()):
         providers = sorted({node.provider for node in nodes.values() if node.provider})
@@ -223,7 +223,7 @@ CHECKS: tuple[Check, ...] = (missing_service, missing_port, unresolved_target, e
                              managed_control_plane)
 
 
-def run_checks(path: WebhookPath, nodes: dict[str, NodeInfo], objects: list[Obj]) -> list[Finding]:
+def run_checks(path: CallPath, nodes: dict[str, NodeInfo], objects: list[Obj]) -> list[Finding]:
     """Every finding of every check for PATH, errors first."""
     findings = [finding for check in CHECKS for finding in check(path, nodes, objects)]
     order = {"error": 0, "warning": 1, "info": 2}

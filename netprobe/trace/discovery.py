@@ -1,17 +1,15 @@
-"""From API objects to webhook paths: configuration -> Service -> endpoints -> pods -> nodes.
+"""From API objects to the path of a call: Service -> endpoints -> pods -> nodes.
 
-Owns: reading webhook configurations (validating, mutating) and CRD
-conversion webhooks out of plain kubectl-style dicts, selecting them, and
-resolving each to the path the apiserver's call takes (ClusterIP, port,
-targetPort by name through the pod's containerPort, EndpointSlices, pods,
-nodes and provider). Must not: fetch anything (sources give the objects) or
-run checks (`checks.py`).
+Owns: `CallPath` (what every target kind discovers), resolving a path to
+the way the apiserver's call takes (ClusterIP, port, targetPort by name
+through the pod's containerPort, EndpointSlices, pods, nodes and provider),
+selecting paths by name, and reading Nodes. Which objects configure a call
+is the target kind's business (`netprobe.trace.targets`). Must not: fetch
+anything (sources give the objects) or run checks (`checks.py`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,10 +18,6 @@ from netprobe.core import errors
 from netprobe.core.model import CallKind
 
 Obj = dict[str, Any]
-
-WEBHOOK_KINDS = {"ValidatingWebhookConfiguration": "validating",
-                 "MutatingWebhookConfiguration": "mutating"}
-
 
 @dataclass(frozen=True)
 class NodeInfo:
@@ -55,17 +49,18 @@ class EndpointInfo:
 
 
 @dataclass(frozen=True)
-class WebhookPath:
-    """One webhook endpoint and everything on the way to it."""
+class CallPath:
+    """One call the apiserver makes to a Service (or URL), and everything on the way to it."""
 
     configuration: str
-    """`validating/NAME`, `mutating/NAME` or `crd/NAME`."""
-    webhook: str
+    """The object that configures the call: `validating/NAME`, `mutating/NAME`, `crd/NAME`."""
+    name: str
+    """The call's own name (a webhook's `name`)."""
     kind: CallKind
     ca_bundle: bytes
     timeout_seconds: float
     url: str | None = None
-    """Set for `clientConfig.url` webhooks (no Service)."""
+    """Set for a call by URL (`clientConfig.url`: no Service)."""
     service_namespace: str | None = None
     service_name: str | None = None
     service_port: int = 443
@@ -92,17 +87,8 @@ class WebhookPath:
                 self.path)
 
 
-def _by_kind(objects: Iterable[Obj], kind: str) -> list[Obj]:
+def by_kind(objects: Iterable[Obj], kind: str) -> list[Obj]:
     return [obj for obj in objects if obj.get("kind") == kind]
-
-
-def _decode_bundle(text: str | None) -> bytes:
-    if not text:
-        return b""
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return b""
 
 
 def node_info(node: Obj) -> NodeInfo:
@@ -121,59 +107,9 @@ def node_info(node: Obj) -> NodeInfo:
         labels=dict(labels), taints=taints)
 
 
-def _service_ref(config: Obj) -> tuple[str | None, str | None, int, str, str | None]:
-    client = config.get("clientConfig", {}) or {}
-    service = client.get("service")
-    if service:
-        return (service.get("namespace"), service.get("name"), int(service.get("port") or 443),
-                service.get("path") or "/", None)
-    return None, None, 443, "/", client.get("url")
-
-
-def _configuration_paths(objects: list[Obj]) -> list[WebhookPath]:
-    found = []
-    for kind, prefix in WEBHOOK_KINDS.items():
-        for config in _by_kind(objects, kind):
-            name = config["metadata"]["name"]
-            for hook in config.get("webhooks", []) or []:
-                namespace, svc, port, path, url = _service_ref(hook)
-                found.append(WebhookPath(
-                    configuration=f"{prefix}/{name}", webhook=hook.get("name", name),
-                    kind=CallKind.ADMISSION,
-                    ca_bundle=_decode_bundle((hook.get("clientConfig") or {}).get("caBundle")),
-                    timeout_seconds=float(hook.get("timeoutSeconds") or 10), url=url,
-                    service_namespace=namespace, service_name=svc, service_port=port, path=path,
-                    configuration_object=config))
-    return found
-
-
-def _conversion_paths(objects: list[Obj]) -> list[WebhookPath]:
-    found = []
-    for crd in _by_kind(objects, "CustomResourceDefinition"):
-        conversion = crd.get("spec", {}).get("conversion") or {}
-        if conversion.get("strategy") != "Webhook":
-            continue
-        client = (conversion.get("webhook") or {}).get("clientConfig") or {}
-        namespace, svc, port, path, url = _service_ref({"clientConfig": client})
-        spec = crd["spec"]
-        version = next((v["name"] for v in spec.get("versions", []) if v.get("storage")), "v1")
-        found.append(WebhookPath(
-            configuration=f"crd/{crd['metadata']['name']}",
-            webhook=f"conversion_webhook_for_{crd['metadata']['name']}",
-            kind=CallKind.CONVERSION, ca_bundle=_decode_bundle(client.get("caBundle")),
-            timeout_seconds=30.0, url=url, service_namespace=namespace, service_name=svc,
-            service_port=port, path=path, configuration_object=crd,
-            crd_gvk=f"{spec.get('group')}/{version}, Kind={spec.get('names', {}).get('kind')}"))
-    return found
-
-
-def webhook_paths(objects: list[Obj]) -> list[WebhookPath]:
-    """Every webhook of every configuration and CRD in OBJECTS (not yet resolved)."""
-    return _configuration_paths(objects) + _conversion_paths(objects)
-
-
-def select(paths: list[WebhookPath], name: str | None, namespace: str | None) -> list[WebhookPath]:
-    """Keeps the paths NAME picks (configuration, webhook or service name) in NAMESPACE.
+def select(paths: list[CallPath], name: str | None, namespace: str | None, *,
+           noun: str = "webhook") -> list[CallPath]:
+    """Keeps the paths NAME picks (configuration, call or service name) in NAMESPACE.
 
     Without NAME, one path per distinct endpoint (Service port and path).
 
@@ -182,23 +118,23 @@ def select(paths: list[WebhookPath], name: str | None, namespace: str | None) ->
     """
     chosen = [p for p in paths if namespace is None or p.service_namespace == namespace]
     if name:
-        chosen = [p for p in chosen if name in (p.configuration.split("/", 1)[1], p.webhook,
+        chosen = [p for p in chosen if name in (p.configuration.split("/", 1)[1], p.name,
                                                  p.service_name, p.configuration)]
     if not chosen:
-        known = sorted({f"{p.configuration} (webhook {p.webhook}, service "
+        known = sorted({f"{p.configuration} ({noun} {p.name}, service "
                         f"{p.service_namespace}/{p.service_name})" for p in paths})
-        what = f"webhook {name!r}" if name else "a webhook"
+        what = f"{noun} {name!r}" if name else f"a {noun}"
         where = f" in namespace {namespace}" if namespace else ""
-        listing = "; ".join(known) if known else "no webhook configurations at all"
+        listing = "; ".join(known) if known else f"no {noun} configurations at all"
         raise errors.UsageError(f"finding {what}{where}: not found; there are: {listing}")
-    unique: dict[tuple[str, ...], WebhookPath] = {}
+    unique: dict[tuple[str, ...], CallPath] = {}
     for path in chosen:
         unique.setdefault(path.key, path)
     return list(unique.values())
 
 
 def _find(objects: list[Obj], kind: str, namespace: str | None, name: str | None) -> Obj | None:
-    return next((obj for obj in _by_kind(objects, kind)
+    return next((obj for obj in by_kind(objects, kind)
                  if obj["metadata"].get("name") == name
                  and obj["metadata"].get("namespace") == namespace), None)
 
@@ -220,9 +156,9 @@ def _container_port(pod: Obj | None, target: int | str) -> int | None:
     return None
 
 
-def _endpoints(objects: list[Obj], path: WebhookPath, port_name: str | None,
+def _endpoints(objects: list[Obj], path: CallPath, port_name: str | None,
                target: int | str) -> tuple[EndpointInfo, ...]:
-    slices = [s for s in _by_kind(objects, "EndpointSlice")
+    slices = [s for s in by_kind(objects, "EndpointSlice")
               if s["metadata"].get("namespace") == path.service_namespace
               and (s["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
               == path.service_name]
@@ -247,7 +183,7 @@ def _endpoints(objects: list[Obj], path: WebhookPath, port_name: str | None,
     return tuple(found)
 
 
-def resolve(objects: list[Obj], path: WebhookPath) -> WebhookPath:
+def resolve(objects: list[Obj], path: CallPath) -> CallPath:
     """Fills in the Service, ClusterIP, targetPort and endpoints of PATH (if they exist)."""
     from dataclasses import replace
 
@@ -268,4 +204,4 @@ def resolve(objects: list[Obj], path: WebhookPath) -> WebhookPath:
 
 
 def nodes(objects: list[Obj]) -> dict[str, NodeInfo]:
-    return {info.name: info for info in map(node_info, _by_kind(objects, "Node"))}
+    return {info.name: info for info in map(node_info, by_kind(objects, "Node"))}

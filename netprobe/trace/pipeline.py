@@ -1,10 +1,20 @@
-"""`trace webhook`: discover the path, run agents at every hop, correlate, name the culprit.
+"""A trace, stage by stage: discover, plan agents, run, decode once, correlate, hops, verdict.
 
-Owns: the order of a trace (static checks; capture agents on every endpoint's
-node, ready before the first SYN; replay agents on the apiserver's node, one
-per endpoint, concurrently; collect; correlate by ISN; hops and culprit;
-refine the verdict with the path) and the choice of vantage points
-(control-plane node, or a worker's host network for managed control planes).
+Owns: the order of the stages for any target kind (`netprobe.trace.targets`):
+1. discover: the kind's calls in the API objects, selected by name, each
+   resolved to its Service, endpoints, pods and nodes (`discovery`), with the
+   static checks (`checks`);
+2. plan agents: the probes, the replay's vantage point and the agent specs
+   (`plan`);
+3. run: capture agents ready before the replay's first SYN, then the replay,
+   then the captures collected (`run`);
+4. decode once: each capture saved and decoded one time (`frames`);
+5. correlate: the replayed connection found in every capture by its ISN,
+   which NAT leaves alone (`correlate`);
+6. hops: what each hop did, and the culprit (`hops`);
+7. verdict: the replay's verdict refined with the path (`netprobe.core.rules`);
+8. outputs are the caller's (`netprobe.present`), from the `TraceResult`s and
+   the same `Frames`.
 Must not: print, or know which backend runs the agents.
 """
 
@@ -13,21 +23,22 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from netprobe.agents.backend import MANAGED_CONTROL_PLANE, AgentBackend, AgentHandle
-from netprobe.agents.spec import AgentResult, AgentSpec
-from netprobe.capture import filters
-from netprobe.core import errors, rules, wire
-from netprobe.core.model import TraceResult, WebhookTarget
+from netprobe.agents.backend import AgentBackend
+from netprobe.agents.spec import AgentResult
+from netprobe.core import rules, wire
+from netprobe.core.model import CallTarget, Finding, ReplayResult, TraceResult
 from netprobe.core.settings import Timeouts
 from netprobe.replay.probe import service_missing
-from netprobe.trace import checks, correlate, discovery, hops
-from netprobe.trace.discovery import EndpointInfo, NodeInfo, WebhookPath
+from netprobe.trace import checks, correlate, discovery, hops, plan, run
+from netprobe.trace.discovery import CallPath, EndpointInfo, NodeInfo, Obj
+from netprobe.trace.frames import Frames
+from netprobe.trace.targets import TargetKind
+from netprobe.trace.targets.webhook import WEBHOOKS
 
 Progress = Callable[[str], None]
 
@@ -36,109 +47,41 @@ Progress = Callable[[str], None]
 class TraceOptions:
     timeouts: Timeouts = dataclasses.field(default_factory=Timeouts)
     pcap_dir: Path | None = None
+    """Keep every capture here (else a scratch folder, removed at the end)."""
     agent_start_timeout: float = 30.0
     apiserver_node: str | None = None
     """Force the replay's vantage node."""
 
 
+# --- stage 1: discover --------------------------------------------------------------------
+
+
+def discover(kind: TargetKind, objects: list[Obj], name: str | None,
+             namespace: str | None) -> list[CallPath]:
+    """The calls of KIND that NAME selects (all without NAME), resolved.
+
+    Raises:
+        UsageError: nothing matches (the message lists what exists).
+    """
+    chosen = discovery.select(kind.paths(objects), name, namespace, noun=kind.noun)
+    return [discovery.resolve(objects, path) for path in chosen]
+
+
+# --- stage 4: decode once -----------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class _Probe:
-    """One endpoint to call and where."""
+class Saved:
+    """The agents' captures as files, and where they are."""
 
-    endpoint: EndpointInfo | None
-    target: WebhookTarget
-
-
-def _pem_text(path: WebhookPath) -> str:
-    return path.ca_bundle.decode("ascii", "replace")
-
-
-def _vantage(path: WebhookPath, nodes: dict[str, NodeInfo], backend: AgentBackend,
-             forced: str | None) -> tuple[str, bool]:
-    """(node to replay from, whether it stands in for a managed control plane)."""
-    if forced:
-        return forced, False
-    control = sorted(name for name, node in nodes.items() if node.control_plane)
-    if control:
-        return control[0], False
-    if backend.has_node(MANAGED_CONTROL_PLANE):
-        return MANAGED_CONTROL_PLANE, False
-    endpoint_nodes = {e.node for e in path.endpoints}
-    workers = sorted(nodes)
-    if not workers:
-        raise errors.UsageError("choosing where to replay from: the cluster lists no nodes")
-    other = [name for name in workers if name not in endpoint_nodes]
-    return (other or workers)[0], True
+    directory: Path
+    replays: tuple[Path, ...]
+    """One per probe, in probe order."""
+    nodes: dict[str, Path]
+    """Endpoint node -> its capture agent's file."""
 
 
-def _probes(path: WebhookPath) -> list[_Probe]:
-    base = WebhookTarget(
-        url=f"https://{path.host}:{path.service_port}{path.path}" if not path.url else path.url,
-        host=path.host, port=path.service_port, path=path.path, resolve_ip=path.cluster_ip,
-        ca_bundle=path.ca_bundle, webhook_name=path.webhook,
-        timeout_seconds=path.timeout_seconds, kind=path.kind,
-        conversion_gvk=path.crd_gvk or "netprobe.io/v1beta1, Kind=Probe")
-    if path.url:
-        from urllib.parse import urlsplit
-        parts = urlsplit(path.url)
-        return [_Probe(None, dataclasses.replace(base, port=parts.port or 443,
-                                                 path=parts.path or "/", resolve_ip=None))]
-    ready = [e for e in path.endpoints if e.ready and e.port]
-    if len(ready) <= 1:
-        return [_Probe(ready[0] if ready else None, base)]
-    # Several endpoints: call each directly, the way kube-proxy would have sent it.
-    return [_Probe(e, dataclasses.replace(base, resolve_ip=e.ip, connect_port=e.port,
-                                          apiserver_ip=path.cluster_ip)) for e in ready]
-
-
-def _target_json(target: WebhookTarget) -> dict[str, Any]:
-    fields = dataclasses.asdict(target)
-    fields["ca_bundle"] = target.ca_bundle.decode("ascii", "replace")
-    fields["kind"] = target.kind.value
-    return fields
-
-
-def _stop_all(handles: list[AgentHandle]) -> None:
-    for handle in handles:
-        handle.abort()
-
-
-def _run_agents(backend: AgentBackend, replays: list[AgentSpec], captures: list[AgentSpec],
-                options: TraceOptions,
-                progress: Progress) -> tuple[list[AgentResult], list[AgentResult]]:
-    started: list[AgentHandle] = []
-    try:
-        capture_handles = []
-        for spec in captures:
-            progress(f"starting capture agent on {spec.node}")
-            handle = backend.start(spec)
-            started.append(handle)
-            capture_handles.append(handle)
-        for handle in capture_handles:
-            handle.wait_ready(options.agent_start_timeout)
-        progress(f"replaying the apiserver's call from {replays[0].node}")
-        replay_handles = [backend.start(spec) for spec in replays]
-        started += replay_handles
-        budget = options.agent_start_timeout + max(t["timeout_seconds"] for s in replays
-                                                   for t in s.targets)
-        replay_results = [handle.finish(budget) for handle in replay_handles]
-        progress("collecting captures")
-        capture_results = [handle.finish(options.agent_start_timeout + 30) for handle in
-                           capture_handles]
-        return replay_results, capture_results
-    finally:
-        _stop_all(started)
-        if replays:  # agents left by a crash (the pod backend deletes by run-id label)
-            backend.cleanup(replays[0].run_id)
-
-
-def _check_result(result: AgentResult) -> AgentResult:
-    if not result.ok:
-        raise errors.AgentError(f"agent on {result.node} ({result.role}) failed: {result.error}")
-    return result
-
-
-def _save(data: bytes, directory: Path, name: str) -> Path:
+def _write(data: bytes, directory: Path, name: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -151,92 +94,52 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-." else "-" for c in name)
 
 
-def _sighting(result: AgentResult | None, pcap: Path | None, key: correlate.FlowKey | None,
-              ignore_loopback: bool = True) -> correlate.Sighting:
-    if result is None or pcap is None or key is None or not any(result.captures):
-        return correlate.UNOBSERVED if result is None else correlate.Sighting()
-    from netprobe import analysis
-
-    frame = analysis.read(pcap)
-    return correlate.sight(frame, result.interfaces, key, ignore_loopback=ignore_loopback)
-
-
-def trace_path(path: WebhookPath, objects: list[dict[str, Any]], backend: AgentBackend,
-               options: TraceOptions, progress: Progress) -> list[TraceResult]:
-    """Traces one webhook path; one result per probed endpoint."""
-    nodes = discovery.nodes(objects)
-    findings = tuple(checks.run_checks(path, nodes, objects))
-    probes = _probes(path)
-    if not path.url and path.service is None:
-        return [_service_missing(path, probes[0].target, findings)]
-    vantage, managed = _vantage(path, nodes, backend, options.apiserver_node)
-    run_id = uuid.uuid4().hex[:10]
-    endpoint_nodes: dict[str, list[EndpointInfo]] = {}
-    for probe in probes:
-        if probe.endpoint and probe.endpoint.node and probe.endpoint.node != vantage:
-            endpoint_nodes.setdefault(probe.endpoint.node, []).append(probe.endpoint)
-    timeouts = dataclasses.asdict(options.timeouts)
-    duration = (path.timeout_seconds if options.timeouts.full else 6.0) + 4.0
-    replays = [AgentSpec(run_id, vantage, "replay", targets=[_target_json(p.target)
-                                                             for p in probes],
-                         timeouts=timeouts)]
-    captures = [AgentSpec(run_id, node, "capture",
-                          bpf=filters.endpoints_filter([(e.ip, e.port) for e in eps]),
-                          timeouts=timeouts, duration=duration)
-                for node, eps in endpoint_nodes.items()]
-    replay_results, capture_results = _run_agents(backend, replays, captures, options, progress)
-    by_node = {r.node: _check_result(r) for r in capture_results}
-    with tempfile.TemporaryDirectory(prefix="netprobe-trace-") as scratch:
-        directory = options.pcap_dir or Path(scratch)
-        saved_nodes = {node: _save(result.captures[0], directory, f"{_safe(node)}-capture.pcap")
-                       for node, result in by_node.items()}
-        replayed = _check_result(replay_results[0])
-        return [_endpoint_result(path, probe, replayed, index, vantage, managed, findings,
-                                 by_node, saved_nodes, directory,
-                                 keep=options.pcap_dir is not None)
-                for index, probe in enumerate(probes)]
+def save(agents: run.AgentRun, directory: Path) -> Saved:
+    """Writes every capture the agents sent (mode 0600), named by vantage point."""
+    vantage = _safe(agents.replay.node)
+    replays = tuple(_write(data, directory, f"{vantage}-replay-{index}.pcap")
+                    for index, data in enumerate(agents.replay.captures))
+    nodes = {node: _write(result.captures[0], directory, f"{_safe(node)}-capture.pcap")
+             for node, result in agents.captures.items()}
+    return Saved(directory, replays, nodes)
 
 
-def _endpoint_result(path: WebhookPath, probe: _Probe, result: AgentResult, index: int,
-                     vantage: str, managed: bool, findings: tuple,
-                     by_node: dict[str, AgentResult], saved: dict[str, Path], directory: Path,
-                     keep: bool) -> TraceResult:
-    replay = wire.replay_from_json(result.replays[index])
-    replay_pcap = _save(result.captures[index], directory, f"{_safe(vantage)}-replay-{index}.pcap")
+# --- stage 5: correlate -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sightings:
+    """The replayed connection as the control plane and the endpoint's node saw it."""
+
+    control_plane: correlate.Sighting
+    worker: correlate.Sighting
+
+
+def correlate_probe(agents: run.AgentRun, saved: Saved, frames: Frames, index: int,
+                    replay: ReplayResult, node: str | None) -> Sightings:
+    """Finds probe INDEX's connection in the replay's capture and in NODE's."""
+    replayed = agents.replay
+    pcap = saved.replays[index]
     key = None
-    if result.captures[index] and replay.local_address:
-        from netprobe import analysis
-        key = correlate.flow_key(analysis.read(replay_pcap), int(replay.local_address[1]))
-    cp = _sighting(result, replay_pcap, key)
-    endpoint = probe.endpoint
-    node = endpoint.node if endpoint else None
-    worker_result = by_node.get(node or "")
-    worker = (_sighting(worker_result, saved.get(node or ""), key) if worker_result
-              else (cp if node == vantage else correlate.UNOBSERVED))
-    facts = hops.PathFacts(
-        apiserver_node=vantage, managed=managed,
-        service=f"{path.service_namespace}/{path.service_name}" if not path.url else path.host,
-        cluster_ip=path.cluster_ip, service_port=path.service_port,
-        endpoint_ip=endpoint.ip if endpoint else None,
-        endpoint_port=endpoint.port if endpoint else None, endpoint_node=node,
-        pod=endpoint.pod if endpoint else None,
-        pod_in_node_netns=bool(endpoint and (endpoint.host_network
-                                             or endpoint.ip == _node_ip(endpoint))))
-    path_hops = hops.build_hops(facts, replay, cp, worker)
-    blame = hops.culprit(path_hops, facts)
-    verdict = rules.refine(replay.verdict, blame.hop if blame else None,
-                              {finding.code for finding in findings})
-    captures = (str(replay_pcap), *([str(saved[node])] if node in saved else [])) if keep else ()
-    return TraceResult(
-        target=replay.target.url, configuration=path.configuration, webhook=path.webhook,
-        endpoint=f"{endpoint.ip}:{endpoint.port}" if endpoint else None, verdict=verdict,
-        culprit=blame, apiserver_error=replay.apiserver_error, hops=tuple(path_hops),
-        findings=findings, captures=captures, replay=replay,
-        pod=endpoint.pod if endpoint else None, node=node,
-        interfaces={vantage: dict(result.interfaces),
-                    **({node: dict(worker_result.interfaces)} if node and worker_result else {})},
-        notes=tuple(dict.fromkeys([*result.warnings,
-                                   *(worker_result.warnings if worker_result else [])])))
+    if replayed.captures[index] and replay.local_address:
+        key = correlate.flow_key(frames.get(pcap), int(replay.local_address[1]))
+    cp = _sighting(replayed, pcap, key, frames)
+    worker_result = agents.captures.get(node or "")
+    if worker_result is not None:
+        worker = _sighting(worker_result, saved.nodes.get(node or ""), key, frames)
+    else:
+        worker = cp if node == replayed.node else correlate.UNOBSERVED
+    return Sightings(cp, worker)
+
+
+def _sighting(result: AgentResult, pcap: Path | None, key: correlate.FlowKey | None,
+              frames: Frames) -> correlate.Sighting:
+    if pcap is None or key is None or not any(result.captures):
+        return correlate.Sighting()
+    return correlate.sight(frames.get(pcap), result.interfaces, key)
+
+
+# --- stages 6 and 7: hops and verdict ---------------------------------------------------
 
 
 def _node_ip(endpoint: EndpointInfo) -> str | None:
@@ -244,24 +147,91 @@ def _node_ip(endpoint: EndpointInfo) -> str | None:
     return pod.get("status", {}).get("hostIP")
 
 
-def _service_missing(path: WebhookPath, target: WebhookTarget, findings: tuple) -> TraceResult:
+def path_facts(path: CallPath, endpoint: EndpointInfo | None, vantage: str | None,
+               managed: bool) -> hops.PathFacts:
+    """What the hops need to know about PATH to ENDPOINT, replayed from VANTAGE."""
+    return hops.PathFacts(
+        apiserver_node=vantage, managed=managed,
+        service=f"{path.service_namespace}/{path.service_name}" if not path.url else path.host,
+        cluster_ip=path.cluster_ip, service_port=path.service_port,
+        endpoint_ip=endpoint.ip if endpoint else None,
+        endpoint_port=endpoint.port if endpoint else None,
+        endpoint_node=endpoint.node if endpoint else None,
+        pod=endpoint.pod if endpoint else None,
+        pod_in_node_netns=bool(endpoint and (endpoint.host_network
+                                             or endpoint.ip == _node_ip(endpoint))),
+        service_exists=bool(path.url) or path.service is not None)
+
+
+def _endpoint_result(path: CallPath, agents: run.AgentRun, agent_plan: plan.AgentPlan,
+                     index: int, saved: Saved, frames: Frames, findings: tuple[Finding, ...],
+                     keep: bool) -> TraceResult:
+    probe = agent_plan.probes[index]
+    endpoint = probe.endpoint
+    node = endpoint.node if endpoint else None
+    replay = wire.replay_from_json(agents.replay.replays[index])
+    seen = correlate_probe(agents, saved, frames, index, replay, node)                   # 5
+    facts = path_facts(path, endpoint, agent_plan.vantage, agent_plan.managed)
+    path_hops = hops.build_hops(facts, replay, seen.control_plane, seen.worker)          # 6
+    blame = hops.culprit(path_hops, facts)
+    verdict = rules.refine(replay.verdict, blame.hop if blame else None,                 # 7
+                           {finding.code for finding in findings})
+    worker = agents.captures.get(node or "")
+    captures = (str(saved.replays[index]), *([str(saved.nodes[node])] if node in saved.nodes
+                                               else [])) if keep else ()
+    interfaces = {agents.replay.node: dict(agents.replay.interfaces)}
+    if node and worker is not None:
+        interfaces[node] = dict(worker.interfaces)
+    notes = dict.fromkeys([*agents.replay.warnings, *(worker.warnings if worker else [])])
+    return TraceResult(
+        target=replay.target.url, configuration=path.configuration, webhook=path.name,
+        endpoint=f"{endpoint.ip}:{endpoint.port}" if endpoint else None, verdict=verdict,
+        culprit=blame, apiserver_error=replay.apiserver_error, hops=tuple(path_hops),
+        findings=findings, captures=captures, replay=replay,
+        pod=endpoint.pod if endpoint else None, node=node, interfaces=interfaces,
+        notes=tuple(notes))
+
+
+def _service_missing(path: CallPath, target: CallTarget,
+                     findings: tuple[Finding, ...]) -> TraceResult:
     replay = service_missing(target, path.service_name or "", path.service_namespace or "")
-    facts = hops.PathFacts(None, False, f"{path.service_namespace}/{path.service_name}", None,
-                           path.service_port, None, None, None, None, False,
-                           service_exists=False)
+    facts = path_facts(path, None, None, False)
     path_hops = hops.build_hops(facts, replay, correlate.UNOBSERVED, correlate.UNOBSERVED)
-    return TraceResult(target=target.url, configuration=path.configuration, webhook=path.webhook,
+    return TraceResult(target=target.url, configuration=path.configuration, webhook=path.name,
                        endpoint=None, verdict=replay.verdict,
                        culprit=hops.culprit(path_hops, facts),
                        apiserver_error=replay.apiserver_error, hops=tuple(path_hops),
                        findings=findings, replay=replay)
 
 
-def trace_webhooks(objects: list[dict[str, Any]], backend: AgentBackend, *,
-                   name: str | None = None, namespace: str | None = None,
-                   options: TraceOptions | None = None,
-                   progress: Progress | None = None) -> list[TraceResult]:
-    """Traces every webhook endpoint NAME selects (all of them without NAME).
+# --- the whole pipeline ---------------------------------------------------------------------
+
+
+def trace_path(kind: TargetKind, path: CallPath, objects: list[Obj], backend: AgentBackend,
+               options: TraceOptions, progress: Progress, frames: Frames) -> list[TraceResult]:
+    """Traces one resolved path; one result per probed endpoint."""
+    nodes: dict[str, NodeInfo] = discovery.nodes(objects)
+    findings = tuple(checks.run_checks(path, nodes, objects))
+    target = kind.target(path)
+    if not path.url and path.service is None:
+        return [_service_missing(path, target, findings)]
+    agent_plan = plan.plan(path, target, nodes, backend, options.timeouts,                # 2
+                           options.apiserver_node)
+    agents = run.run(backend, agent_plan, options.agent_start_timeout, progress)          # 3
+    with tempfile.TemporaryDirectory(prefix="netprobe-trace-") as scratch:
+        saved = save(agents, options.pcap_dir or Path(scratch))                          # 4
+        return [_endpoint_result(path, agents, agent_plan, index, saved, frames, findings,
+                                 keep=options.pcap_dir is not None)
+                for index in range(len(agent_plan.probes))]
+
+
+def trace(kind: TargetKind, objects: list[Obj], backend: AgentBackend, *,
+          name: str | None = None, namespace: str | None = None,
+          options: TraceOptions | None = None, progress: Progress | None = None,
+          frames: Frames | None = None) -> list[TraceResult]:
+    """Traces every call of KIND that NAME selects (all of them without NAME).
+
+    FRAMES keeps the decoded captures for the caller's outputs (`--pcapng`).
 
     Raises:
         UsageError: nothing matches, or a node has no agent (e.g. not in --netns-map).
@@ -269,37 +239,42 @@ def trace_webhooks(objects: list[dict[str, Any]], backend: AgentBackend, *,
     """
     options = options or TraceOptions()
     progress = progress or (lambda message: None)
-    paths = discovery.select(discovery.webhook_paths(objects), name, namespace)
+    frames = frames if frames is not None else Frames()
     results: list[TraceResult] = []
-    for path in paths:
-        progress(f"tracing {path.configuration} webhook {path.webhook}")
-        results += trace_path(discovery.resolve(objects, path), objects, backend, options,
-                              progress)
+    for path in discover(kind, objects, name, namespace):                                  # 1
+        progress(f"tracing {path.configuration} {kind.noun} {path.name}")
+        results += trace_path(kind, path, objects, backend, options, progress, frames)
     return results
+
+
+def trace_webhooks(objects: list[Obj], backend: AgentBackend, *, name: str | None = None,
+                   namespace: str | None = None, options: TraceOptions | None = None,
+                   progress: Progress | None = None,
+                   frames: Frames | None = None) -> list[TraceResult]:
+    """`trace` of the admission and conversion webhooks. Raises: as `trace`."""
+    return trace(WEBHOOKS, objects, backend, name=name, namespace=namespace, options=options,
+                 progress=progress, frames=frames)
 
 
 @dataclass(frozen=True)
 class StaticReport:
-    """The static checks of one webhook path, without agents or packets."""
+    """The static checks of one path, without agents or packets."""
 
     configuration: str
     webhook: str
     target: str
-    findings: tuple
+    findings: tuple[Finding, ...]
 
 
 def static_checks(objects: list[dict[str, Any]], *, name: str | None = None,
-                  namespace: str | None = None) -> list[StaticReport]:
-    """The findings of every selected webhook path (a support bundle, offline).
+                  namespace: str | None = None,
+                  kind: TargetKind = WEBHOOKS) -> list[StaticReport]:
+    """The findings of every selected path (a support bundle, offline).
 
     Raises:
         UsageError: nothing matches.
     """
     nodes = discovery.nodes(objects)
-    reports = []
-    for path in discovery.select(discovery.webhook_paths(objects), name, namespace):
-        path = discovery.resolve(objects, path)
-        target = path.url or f"https://{path.host}:{path.service_port}{path.path}"
-        reports.append(StaticReport(path.configuration, path.webhook, target,
-                                    tuple(checks.run_checks(path, nodes, objects))))
-    return reports
+    return [StaticReport(path.configuration, path.name, kind.target(path).url,
+                         tuple(checks.run_checks(path, nodes, objects)))
+            for path in discover(kind, objects, name, namespace)]

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from netprobe.core.model import Failure, WebhookTarget
+from netprobe.core.model import CallTarget, Failure
 from netprobe.replay import apiserver
 
 PREFIX = ('failed calling webhook "webhook.cert-manager.io": failed to call webhook: '
           'Post "https://cert-manager-webhook.cert-manager.svc:443/validate?timeout=10s": ')
 
 
-def _target(timeout: float = 10.0) -> WebhookTarget:
-    return WebhookTarget("https://cert-manager-webhook.cert-manager.svc:443/validate",
+def _target(timeout: float = 10.0) -> CallTarget:
+    return CallTarget("https://cert-manager-webhook.cert-manager.svc:443/validate",
                          "cert-manager-webhook.cert-manager.svc", 443, "/validate",
                          "10.96.20.99", b"", "webhook.cert-manager.io", timeout)
 
@@ -71,7 +71,7 @@ def test_http_500_uses_client_go_wording() -> None:
 
 
 def test_call_url_brackets_ipv6() -> None:
-    target = WebhookTarget("https://[fd00::1]:8443/v", "fd00::1", 8443, "/v")
+    target = CallTarget("https://[fd00::1]:8443/v", "fd00::1", 8443, "/v")
     assert apiserver.call_url(target) == "https://[fd00::1]:8443/v?timeout=10s"
 
 

@@ -15,6 +15,7 @@ from netprobe.k8s import files as snapshot
 from netprobe.lab import objects as lab_snapshot
 from netprobe.lab import pki, scenarios
 from netprobe.trace import checks, discovery
+from netprobe.trace.targets.webhook import WEBHOOKS
 
 CA = pki.issue(pki.make_authority("ca"), "x", ["x"], []).cert
 
@@ -23,9 +24,9 @@ def _objects(scenario: str, signer: bytes = CA) -> list[dict]:
     return lab_snapshot.build_list(scenarios.get(scenario).build(), CA, signer, 0.0)["items"]
 
 
-def _resolved(objects: list[dict], name: str | None = None) -> list[discovery.WebhookPath]:
+def _resolved(objects: list[dict], name: str | None = None) -> list[discovery.CallPath]:
     return [discovery.resolve(objects, p)
-            for p in discovery.select(discovery.webhook_paths(objects), name, None)]
+            for p in discovery.select(WEBHOOKS.paths(objects), name, None)]
 
 
 def _codes(objects: list[dict]) -> set[str]:
@@ -45,7 +46,7 @@ def test_paths_resolve_named_target_port_through_the_pod() -> None:
 
 def test_selection_by_webhook_service_or_configuration() -> None:
     objects = _objects("ok")
-    every = discovery.webhook_paths(objects)
+    every = WEBHOOKS.paths(objects)
     assert len(discovery.select(every, "cert-manager-webhook", None)) == 2
     assert len(discovery.select(every, "validating/cert-manager-webhook", None)) == 1
     assert len(discovery.select(every, "webhook.cert-manager.io", "cert-manager")) == 2
@@ -53,7 +54,7 @@ def test_selection_by_webhook_service_or_configuration() -> None:
 
 def test_webhook_not_found_lists_what_exists() -> None:
     with pytest.raises(errors.UsageError, match="not found; there are: mutating/cert-manager"):
-        discovery.select(discovery.webhook_paths(_objects("ok")), "nope", None)
+        discovery.select(WEBHOOKS.paths(_objects("ok")), "nope", None)
 
 
 def test_conversion_and_url_webhooks() -> None:
@@ -67,7 +68,7 @@ def test_conversion_and_url_webhooks() -> None:
               "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "ext"},
               "webhooks": [{"name": "ext.example.com",
                             "clientConfig": {"url": "https://hooks.example.com:8443/check"}}]}
-    paths = discovery.webhook_paths([crd, config])
+    paths = WEBHOOKS.paths([crd, config])
     kinds = {p.configuration: p for p in paths}
     conversion = kinds["crd/crontabs.stable.example.com"]
     assert conversion.kind is CallKind.CONVERSION and conversion.timeout_seconds == 30

@@ -17,6 +17,7 @@ from netprobe.agents.spec import AgentResult, decode_result, encode_result
 from netprobe.core import errors, rules
 from netprobe.core.model import (
     ApiserverError,
+    CallTarget,
     Evidence,
     Failure,
     HopStatus,
@@ -26,7 +27,6 @@ from netprobe.core.model import (
     ReplayResult,
     RstInfo,
     Status,
-    WebhookTarget,
 )
 from netprobe.present import graph
 from netprobe.trace import correlate, hops
@@ -36,7 +36,7 @@ FACTS = hops.PathFacts("control-plane-1", False, "cert-manager/cert-manager-webh
 
 
 def _replay(evidence: Evidence) -> ReplayResult:
-    target = WebhookTarget("https://s.ns.svc:443/validate", "s.ns.svc", 443, "/validate")
+    target = CallTarget("https://s.ns.svc:443/validate", "s.ns.svc", 443, "/validate")
     return ReplayResult(target, (), rules.classify(evidence), ApiserverError("m"),
                         packets=evidence.packets)
 

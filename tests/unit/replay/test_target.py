@@ -1,4 +1,4 @@
-"""Turning what a user types into a WebhookTarget; bad input is a UsageError."""
+"""Turning what a user types into a CallTarget; bad input is a UsageError."""
 
 from __future__ import annotations
 

@@ -21,10 +21,12 @@ from netprobe.agents.spec import AgentResult, AgentSpec
 from netprobe.api import TraceOptions, trace_webhooks
 from netprobe.core import wire
 from netprobe.lab import objects, pki, scenarios
+from netprobe.present import export
+from netprobe.trace import saved as saved_trace
+from netprobe.trace.frames import Frames
 
 CAPTURES = Path(__file__).resolve().parents[3] / "captures"
 SAVED = sorted(path.parent.name for path in CAPTURES.glob("*/trace.json"))
-SCENARIO_OF = {"rst-middlebox": "rst-middlebox"}  # folder name -> lab scenario (same names)
 
 
 def _objects(scenario: str, report: dict[str, Any], directory: Path) -> list[dict[str, Any]]:
@@ -72,9 +74,15 @@ def _comparable(report: dict[str, Any]) -> list[dict[str, Any]]:
 def test_saved_trace_is_reproduced_by_the_pipeline(folder: str, tmp_path: Path) -> None:
     saved = json.loads((CAPTURES / folder / "trace.json").read_text())
     backend = _recorded(CAPTURES / folder, saved)
+    frames = Frames()
     results = trace_webhooks(_objects(folder, saved, tmp_path / "pki"), backend,
                              name="validating/cert-manager-webhook",
-                             options=TraceOptions(pcap_dir=tmp_path / "pcaps"))
+                             options=TraceOptions(pcap_dir=tmp_path / "pcaps"), frames=frames)
     assert _comparable(wire.trace_to_json(results)) == _comparable(saved)
+    files = {c for r in results for c in r.captures}
+    assert frames.decoded == len(files)  # each capture decoded once, replay and worker alike
+    if files:
+        export.trace_pcapng(saved_trace.from_results(results), tmp_path / "all.pcapng", frames)
+        assert frames.decoded == len(files)  # --pcapng read the same tables
     assert [spec.role for spec in backend.started][-1] == "replay"
     assert len(backend.cleaned) == 1

@@ -1,0 +1,34 @@
+"""Stage 4 of a trace: every capture decoded once, for every consumer.
+
+Owns: `Frames`, a read-through cache of `netprobe.analysis.read` tables by
+file. The trace correlates with them, and the outputs (`--pcapng`, plots)
+read the same tables instead of decoding the files again. Must not: decide
+anything about the packets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from netprobe import analysis
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class Frames:
+    """Decoded captures by path; each file is decoded the first time it is asked for."""
+
+    def __init__(self) -> None:
+        self._tables: dict[Path, pd.DataFrame] = {}
+        self.decoded = 0
+        """How many files were decoded (each once)."""
+
+    def get(self, path: str | Path) -> pd.DataFrame:
+        """The `netprobe.analysis.read` table of PATH. Raises: as `analysis.read`."""
+        key = Path(path).resolve()
+        if key not in self._tables:
+            self._tables[key] = analysis.read(key)
+            self.decoded += 1
+        return self._tables[key]

@@ -1,0 +1,116 @@
+"""Stage 2 of a trace: which agents run where, and what each one does.
+
+Owns: the probes of one resolved path (one per ready endpoint, each called
+directly the way kube-proxy would have sent it, or one to the ClusterIP),
+the vantage point of the replay (the control-plane node, a managed control
+plane the backend can stand in for, or a worker's host network), and the
+agent specs: one replay agent, one capture agent per other endpoint node.
+Must not: start anything (`run.py`) or know which backend runs agents
+beyond asking it which nodes it has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from netprobe.agents.backend import MANAGED_CONTROL_PLANE, AgentBackend
+from netprobe.agents.spec import AgentSpec
+from netprobe.capture import filters
+from netprobe.core import errors
+from netprobe.core.model import CallTarget
+from netprobe.core.settings import Timeouts
+from netprobe.trace.discovery import CallPath, EndpointInfo, NodeInfo
+
+CAPTURE_SLACK = 4.0
+"""Seconds a capture agent outlives the call it watches (late resets and ICMP errors)."""
+EARLY_VERDICT_WINDOW = 6.0
+"""Seconds a replay takes at most to reach an early verdict (without --full)."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One call to make: to one endpoint directly, or to the ClusterIP (or URL)."""
+
+    endpoint: EndpointInfo | None
+    target: CallTarget
+
+
+@dataclass(frozen=True)
+class AgentPlan:
+    """Every agent of one traced path."""
+
+    run_id: str
+    vantage: str
+    """The node the call is replayed from."""
+    managed: bool
+    """True when the vantage stands in for a control plane netprobe cannot enter."""
+    probes: tuple[Probe, ...]
+    replay: AgentSpec
+    captures: tuple[AgentSpec, ...]
+
+
+def probes(path: CallPath, base: CallTarget) -> list[Probe]:
+    """The calls to make for PATH, whose apiserver request is BASE."""
+    if path.url:
+        return [Probe(None, base)]
+    ready = [e for e in path.endpoints if e.ready and e.port]
+    if len(ready) <= 1:
+        return [Probe(ready[0] if ready else None, base)]
+    # Several endpoints: call each directly, the way kube-proxy would have sent it.
+    return [Probe(e, dataclasses.replace(base, resolve_ip=e.ip, connect_port=e.port,
+                                         apiserver_ip=path.cluster_ip)) for e in ready]
+
+
+def vantage(path: CallPath, nodes: dict[str, NodeInfo], backend: AgentBackend,
+            forced: str | None) -> tuple[str, bool]:
+    """(node to replay from, whether it stands in for a managed control plane).
+
+    Raises:
+        UsageError: the cluster lists no node to replay from.
+    """
+    if forced:
+        return forced, False
+    control = sorted(name for name, node in nodes.items() if node.control_plane)
+    if control:
+        return control[0], False
+    if backend.has_node(MANAGED_CONTROL_PLANE):
+        return MANAGED_CONTROL_PLANE, False
+    endpoint_nodes = {e.node for e in path.endpoints}
+    workers = sorted(nodes)
+    if not workers:
+        raise errors.UsageError("choosing where to replay from: the cluster lists no nodes")
+    other = [name for name in workers if name not in endpoint_nodes]
+    return (other or workers)[0], True
+
+
+def target_json(target: CallTarget) -> dict[str, Any]:
+    """TARGET as an agent spec carries it (caBundle as PEM text)."""
+    fields = dataclasses.asdict(target)
+    fields["ca_bundle"] = target.ca_bundle.decode("ascii", "replace")
+    fields["kind"] = target.kind.value
+    return fields
+
+
+def plan(path: CallPath, base: CallTarget, nodes: dict[str, NodeInfo], backend: AgentBackend,
+         timeouts: Timeouts, forced_vantage: str | None = None) -> AgentPlan:
+    """The agents that trace PATH. Raises: as `vantage`."""
+    calls = probes(path, base)
+    node, managed = vantage(path, nodes, backend, forced_vantage)
+    run_id = uuid.uuid4().hex[:10]
+    endpoint_nodes: dict[str, list[EndpointInfo]] = {}
+    for call in calls:
+        if call.endpoint and call.endpoint.node and call.endpoint.node != node:
+            endpoint_nodes.setdefault(call.endpoint.node, []).append(call.endpoint)
+    timers = dataclasses.asdict(timeouts)
+    duration = (path.timeout_seconds if timeouts.full else EARLY_VERDICT_WINDOW) + CAPTURE_SLACK
+    replay = AgentSpec(run_id, node, "replay", targets=[target_json(c.target) for c in calls],
+                       timeouts=timers)
+    captures = tuple(
+        AgentSpec(run_id, worker, "capture",
+                  bpf=filters.endpoints_filter([(e.ip, e.port) for e in endpoints]),
+                  timeouts=timers, duration=duration)
+        for worker, endpoints in endpoint_nodes.items())
+    return AgentPlan(run_id, node, managed, tuple(calls), replay, captures)
