@@ -24,7 +24,7 @@ from netprobe.core.settings import Timeouts
 from netprobe.replay import sockets
 
 
-def _target(target: dict) -> CallTarget:  # type: ignore[type-arg]
+def _target(target: dict) -> CallTarget:
     fields = dict(target)
     fields["ca_bundle"] = str(fields.get("ca_bundle", "")).encode()
     fields["kind"] = CallKind(fields.get("kind", "admission"))
@@ -47,7 +47,7 @@ def replay_role(spec: AgentSpec, workdir: Path) -> AgentResult:
 
     cancel = threading.Event()
 
-    def one(index: int) -> tuple[dict, bytes]:  # type: ignore[type-arg]
+    def one(index: int) -> tuple[dict, bytes]:
         path = workdir / f"replay-{index}.pcap"
         result = probe.replay(_target(spec.targets[index]), netns=spec.netns, timeouts=timeouts,
                             capture_path=path, cancel=cancel)

@@ -208,7 +208,7 @@ def _handshake_rtt(st: np.ndarray, syn: np.ndarray, synack: np.ndarray, t: np.nd
     sa_time = _first(st, synack, t, n, np.nan)
     before = syn & (t <= sa_time[st])
     syn_time = _last(st, before, t, n, np.nan)
-    return sa_time - syn_time
+    return np.asarray(sa_time - syn_time)
 
 
 def _quoted(packets: Table) -> tuple[np.ndarray, Table]:

@@ -144,7 +144,7 @@ def _unwrap(seq: Array, starts: Array) -> Array:
     d = ((d + 2**31) % 2**32) - 2**31
     d[starts == np.arange(len(seq))] = 0
     c = np.cumsum(d)
-    return c - c[starts] + seq[starts]
+    return np.asarray(c - c[starts] + seq[starts], dtype=np.int64)
 
 
 def _seq_lt(a: Array, b: Array) -> npt.NDArray[np.bool_]:
@@ -201,7 +201,7 @@ def _one_direction(
     # spurious: all data at or below the last ACK the other direction sent
     end = (s + sl) & 0xFFFFFFFF
     spurious = (sl > 0) & (rev_ack > 0) & ~_seq_lt(rev_ack, end)
-    return candidate & ~keepalive & (spurious | (not_adv & ~ooo))
+    return np.asarray(candidate & ~keepalive & (spurious | (not_adv & ~ooo)), dtype=np.bool_)
 
 
 def _stacking_offsets(v: Array, starts: Array) -> Array:
@@ -215,7 +215,7 @@ def _stacking_offsets(v: Array, starts: Array) -> Array:
     heads = np.flatnonzero(head)
     lo = np.minimum.reduceat(v, heads)
     span = np.maximum.reduceat(v, heads) - lo + 1
-    return (np.cumsum(span) - span - lo)[np.cumsum(head) - 1]
+    return np.asarray((np.cumsum(span) - span - lo)[np.cumsum(head) - 1], dtype=np.int64)
 
 
 def _reverse_last_ack(stream: Array, direction: np.ndarray, ack: Array) -> Array:

@@ -158,7 +158,7 @@ def _decode(batch: Batch, detail: bool) -> Columns:
     return cols
 
 
-def _ipv4(data, idx, pos_all, end_all, rep_all, cols, l4, l4_len) -> None:  # type: ignore[no-untyped-def]
+def _ipv4(data, idx, pos_all, end_all, rep_all, cols, l4, l4_len) -> None:
     pos, end, rep = pos_all[idx], end_all[idx], rep_all[idx]
     ok = (pos + 20 <= end) & ((data[pos] >> 4) == 4)
     idx, pos, end, rep = idx[ok], pos[ok], end[ok], rep[ok]
@@ -181,7 +181,7 @@ def _ipv4(data, idx, pos_all, end_all, rep_all, cols, l4, l4_len) -> None:  # ty
     l4_len[idx] = np.minimum(total, rep - pos) - ihl
 
 
-def _ipv6(data, idx, pos_all, end_all, rep_all, cols, l4, l4_len) -> None:  # type: ignore[no-untyped-def]
+def _ipv6(data, idx, pos_all, end_all, rep_all, cols, l4, l4_len) -> None:
     pos, end, rep = pos_all[idx], end_all[idx], rep_all[idx]
     ok = (pos + 40 <= end) & ((data[pos] >> 4) == 6)
     idx, pos, end, rep = idx[ok], pos[ok], end[ok], rep[ok]
@@ -218,7 +218,7 @@ def _ipv6(data, idx, pos_all, end_all, rep_all, cols, l4, l4_len) -> None:  # ty
     l4_len[idx] = np.minimum(plen + 40, rep - pos) - (cur - pos)
 
 
-def _tcp(data, idx, l4_all, len_all, end_all, cols, detail) -> None:  # type: ignore[no-untyped-def]
+def _tcp(data, idx, l4_all, len_all, end_all, cols, detail) -> None:
     o, end, tlen = l4_all[idx], end_all[idx], len_all[idx]
     ok = (o + 20 <= end) & (tlen >= 20)
     idx, o, end, tlen = idx[ok], o[ok], end[ok], tlen[ok]
@@ -250,7 +250,7 @@ def _tcp(data, idx, l4_all, len_all, end_all, cols, detail) -> None:  # type: ig
         _tcp_options(data, idx, o + 20, np.minimum(o + hlen, end), cols)
 
 
-def _tcp_options(data, idx, start, stop, cols) -> None:  # type: ignore[no-untyped-def]
+def _tcp_options(data, idx, start, stop, cols) -> None:
     """MSS, window scale, SACK-permitted, SACK blocks and timestamps."""
     cur = start.copy()
     live = np.flatnonzero(cur < stop)
@@ -276,7 +276,7 @@ def _tcp_options(data, idx, start, stop, cols) -> None:  # type: ignore[no-untyp
         live = live[fits & (kind != 0) & (cur[live] < stop[live])]
 
 
-def _udp(data, idx, l4_all, end_all, cols) -> None:  # type: ignore[no-untyped-def]
+def _udp(data, idx, l4_all, end_all, cols) -> None:
     o = l4_all[idx]
     ok = o + 8 <= end_all[idx]
     idx, o = idx[ok], o[ok]
@@ -284,7 +284,7 @@ def _udp(data, idx, l4_all, end_all, cols) -> None:  # type: ignore[no-untyped-d
     cols["dport"][idx] = u16be(data, o + 2)
 
 
-def _icmp(data, idx, l4_all, end_all, cols, v6: bool) -> None:  # type: ignore[no-untyped-def]
+def _icmp(data, idx, l4_all, end_all, cols, v6: bool) -> None:
     o, end = l4_all[idx], end_all[idx]
     ok = o + 4 <= end
     idx, o, end = idx[ok], o[ok], end[ok]

@@ -64,7 +64,7 @@ def _decompressed(raw: BinaryIO, path: Path) -> BinaryIO:
                 f"reading {path}: zstd-compressed; install the 'zstandard' package "
                 "or decompress it first (zstd -d)"
             ) from None
-        return zstandard.ZstdDecompressor().stream_reader(raw)  # type: ignore[no-any-return]
+        return zstandard.ZstdDecompressor().stream_reader(raw)
     return raw
 
 
@@ -146,7 +146,7 @@ class _Prefixed(io.RawIOBase):
             view[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
-        return self._rest.readinto(view)  # type: ignore[attr-defined,no-any-return]
+        return self._rest.readinto(view)  # type: ignore[attr-defined]
 
 
 def iter_batches(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Batch]:

@@ -124,10 +124,3 @@ def u32(
 ) -> npt.NDArray[np.uint32]:
     """uint32 of `data` at each of `pos`, in the given byte order."""
     return _view(data, ">u4" if big else "<u4", 4)[pos].astype(np.uint32)
-
-
-def u16(
-    data: npt.NDArray[np.uint8], pos: npt.NDArray[np.int64], big: bool
-) -> npt.NDArray[np.uint16]:
-    """uint16 of `data` at each of `pos`, in the given byte order."""
-    return _view(data, ">u2" if big else "<u2", 2)[pos].astype(np.uint16)

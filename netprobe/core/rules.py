@@ -292,8 +292,13 @@ def _no_service(ev: Evidence) -> Verdict:
 # --- the packet-only tests (flow tables, numpy) -------------------------------------------
 
 
-def _nan_gt(a: np.ndarray, b: np.ndarray) -> Mask:
-    return np.nan_to_num(a, nan=-np.inf) > np.nan_to_num(b, nan=-np.inf)
+def _mask(value: Any) -> Mask:
+    """VALUE as a boolean array (numpy's stubs type column comparisons as Any)."""
+    return np.asarray(value, dtype=np.bool_)
+
+
+def _nan_gt(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> Mask:
+    return _mask(np.nan_to_num(a, nan=-np.inf) > np.nan_to_num(b, nan=-np.inf))
 
 
 def _icmp(f: FlowTable, port_unreachable: bool) -> Mask:
@@ -305,7 +310,8 @@ def _icmp(f: FlowTable, port_unreachable: bool) -> Mask:
     for pr, ty, co in ICMP_PORT_UNREACHABLE:
         port |= (proto == pr) & (kind == ty) & (code == co)
     no_answer = f["synack"] == 0
-    return no_answer & (f["icmp_errors"] > 0) & unreach & (port if port_unreachable else ~port)
+    quoted = no_answer & (f["icmp_errors"] > 0) & unreach
+    return _mask(quoted & (port if port_unreachable else ~port))
 
 
 def _tls_stalled(f: FlowTable) -> Mask:
@@ -314,16 +320,16 @@ def _tls_stalled(f: FlowTable) -> Mask:
     gave_up = (np.isfinite(f["client_close_time"])
                & ~_nan_gt(f["client_hello_time"], f["client_close_time"]))
     long = (f["last_time"] - f["client_hello_time"]) >= TIMERS.tls
-    return waiting & (gave_up | long) & ~(np.isfinite(f["server_close_time"]) & ~gave_up)
+    return _mask(waiting & (gave_up | long) & ~(np.isfinite(f["server_close_time"]) & ~gave_up))
 
 
 def _server_closed_hello(f: FlowTable) -> Mask:
-    return ((f["client_hello"] > 0) & (f["server_hello"] == 0)
-            & np.isfinite(f["server_close_time"]))
+    return _mask((f["client_hello"] > 0) & (f["server_hello"] == 0)
+                 & np.isfinite(f["server_close_time"]))
 
 
 def _alert(f: FlowTable, description: int) -> Mask:
-    return (f["tls_alerts"] > 0) & (f["alert_description"] == description)
+    return _mask((f["tls_alerts"] > 0) & (f["alert_description"] == description))
 
 
 def _response_stalled(f: FlowTable) -> Mask:
@@ -336,13 +342,13 @@ def _response_stalled(f: FlowTable) -> Mask:
 
 
 def _syn_reset(f: FlowTable) -> Mask:
-    return (f["syn"] > 0) & (f["synack"] == 0) & (f["rst_server"] > 0)
+    return _mask((f["syn"] > 0) & (f["synack"] == 0) & (f["rst_server"] > 0))
 
 
 def _unanswered_syn(f: FlowTable, retried: bool) -> Mask:
     quiet = (f["syn"] > 0) & (f["synack"] == 0) & (f["rst_server"] == 0)
     # Sends on one interface: copies of one SYN on other interfaces are not retries.
-    return quiet & ((f["syn_sends"] > 1) == retried)
+    return _mask(quiet & ((f["syn_sends"] > 1) == retried))
 
 
 def _established(f: FlowTable) -> Mask:
@@ -350,7 +356,7 @@ def _established(f: FlowTable) -> Mask:
 
 
 def _exchanged(f: FlowTable) -> Mask:
-    return (f["client_bytes"] > 0) & (f["server_bytes"] > 0) & (f["tls_alerts"] == 0)
+    return _mask((f["client_bytes"] > 0) & (f["server_bytes"] > 0) & (f["tls_alerts"] == 0))
 
 
 def _refused(ev: Evidence) -> bool:
@@ -467,7 +473,7 @@ def severity(verdict: npt.NDArray[np.object_]) -> npt.NDArray[np.int64]:
 
 def failed(verdict: npt.NDArray[np.object_]) -> npt.NDArray[np.bool_]:
     """Which flow verdicts are failures of the call."""
-    return severity(verdict) == 0
+    return _mask(severity(verdict) == 0)
 
 # --- refinement with the whole path (trace) ---------------------------------------
 

@@ -74,7 +74,7 @@ def is_healthy(state: LabState) -> bool:
 def _start_servers(plan: Plan, directory: Path) -> int:
     spec_path = directory / "servers.json"
     servers.write_spec(servers.listener_specs(plan, directory / "pki"), spec_path)
-    log = open(directory / "servers.log", "wb")  # noqa: SIM115 - handed to the child
+    log = open(directory / "servers.log", "wb")
     with log:
         child = subprocess.Popen(
             ["ip", "netns", "exec", VPC_NETNS, sys.executable, "-m", "netprobe.lab.servers",
@@ -149,7 +149,7 @@ def netns_map(plan: Plan) -> str:
     return ",".join(f"{node.name}={node.netns}" for node in plan.nodes)
 
 
-def snapshot_list(state: LabState) -> dict:  # type: ignore[type-arg]
+def snapshot_list(state: LabState) -> dict:
     """The running scenario's Kubernetes objects (what `lab snapshot` prints)."""
     pki_dir = state.directory / "pki"
     return objects.build_list(plan_of(state), (pki_dir / pki.CA_BUNDLE).read_bytes(),

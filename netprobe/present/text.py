@@ -84,7 +84,7 @@ _HOP_STYLE = {"ok": "green", "not-seen": "dim", "dropped": "bold red",
               "skipped": "dim"}
 
 
-def trace_text(result, stream: TextIO) -> None:  # type: ignore[no-untyped-def]
+def trace_text(result, stream: TextIO) -> None:
     """Writes the hop tree (culprit marked), the verdict, findings and captures."""
     from rich.tree import Tree
 
@@ -132,14 +132,14 @@ def trace_text(result, stream: TextIO) -> None:  # type: ignore[no-untyped-def]
     out.print("")
 
 
-class progress:  # noqa: N801 - used as a context manager function
+class progress:
     """A spinner with the current step on a terminal; silent otherwise."""
 
     def __init__(self, stream: TextIO) -> None:
         self._console = Console(file=stream)
         self._status = None
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self):
         if self._console.is_terminal:
             self._status = self._console.status("starting")
             self._status.__enter__()
@@ -154,7 +154,7 @@ class progress:  # noqa: N801 - used as a context manager function
             self._status.__exit__(*exc)
 
 
-def static_text(reports, stream: TextIO) -> None:  # type: ignore[no-untyped-def]
+def static_text(reports, stream: TextIO) -> None:
     """Findings per webhook path, errors first."""
     out = _console(stream)
     for report in reports:

@@ -144,7 +144,8 @@ def _sighting(result: AgentResult, pcap: Path | None, key: correlate.FlowKey | N
 
 def _node_ip(endpoint: EndpointInfo) -> str | None:
     pod = endpoint.pod_object or {}
-    return pod.get("status", {}).get("hostIP")
+    address = pod.get("status", {}).get("hostIP")
+    return str(address) if address else None
 
 
 def path_facts(path: CallPath, endpoint: EndpointInfo | None, vantage: str | None,

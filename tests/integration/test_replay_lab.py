@@ -196,7 +196,7 @@ def test_capture_without_permission_is_a_clear_error() -> None:
 
     from click.testing import CliRunner
 
-    import netprobe.api  # noqa: F401 - imported before dropping to a user who cannot read them
+    import netprobe.api
     import netprobe.cli.replay  # noqa: F401
     from netprobe.cli import cli
     from netprobe.lab import pki
