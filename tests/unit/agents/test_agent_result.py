@@ -58,7 +58,7 @@ def test_notes_travel_in_the_trace_json_and_text() -> None:
     from netprobe.core import wire
     from netprobe.present import text as render
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     data = json.loads((root / "captures" / "ok" / "trace.json").read_text())
     result = dataclasses.replace(wire.trace_from_json(data)[0], notes=("the capture was cut",))
     again = wire.trace_from_json(wire.trace_to_json([result]))[0]

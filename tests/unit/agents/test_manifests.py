@@ -7,7 +7,7 @@ from pathlib import Path
 import kubernetes_validate
 import yaml
 
-AGENTS = Path(__file__).resolve().parents[2] / "agents"
+AGENTS = Path(__file__).resolve().parents[3] / "agents"
 
 
 def _objects() -> list[dict]:
