@@ -7,7 +7,7 @@ Imports only downwards. Must not: print or exit.
 
 from __future__ import annotations
 
-from netprobe.core.model import TraceResult
+from netprobe.core.model import ProxyMode, TraceResult
 from netprobe.replay.probe import replay
 from netprobe.trace.pipeline import TraceOptions, static_checks, trace_webhooks
 from netprobe.trace.saved import SavedTrace, VantageCapture, load_trace, read_trace
@@ -17,8 +17,8 @@ __all__ = ["SavedTrace", "TraceOptions", "VantageCapture", "load_trace", "read_t
 
 
 def trace_lab_scenario(name: str, *, options: TraceOptions | None = None,
-                       webhook: str | None = "validating/cert-manager-webhook"
-                       ) -> list[TraceResult]:
+                       webhook: str | None = "validating/cert-manager-webhook",
+                       proxy_mode: ProxyMode = ProxyMode.IPTABLES) -> list[TraceResult]:
     """Brings lab scenario NAME up (if needed) and traces its webhook end to end.
 
     The snapshot and the netns map are the lab's own, exactly what
@@ -27,7 +27,7 @@ def trace_lab_scenario(name: str, *, options: TraceOptions | None = None,
     from netprobe.agents.netns import NetnsBackend, parse_netns_map
     from netprobe.lab import lifecycle
 
-    state, _ = lifecycle.up(name)
+    state, _ = lifecycle.up(name, proxy_mode)
     plan = lifecycle.plan_of(state)
     objects = lifecycle.snapshot_list(state)["items"]
     backend = NetnsBackend(parse_netns_map(lifecycle.netns_map(plan)))

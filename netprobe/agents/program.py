@@ -28,6 +28,7 @@ def _target(target: dict) -> CallTarget:
     fields = dict(target)
     fields["ca_bundle"] = str(fields.get("ca_bundle", "")).encode()
     fields["kind"] = CallKind(fields.get("kind", "admission"))
+    fields["endpoints"] = tuple(fields.get("endpoints", ()))
     return CallTarget(**fields)
 
 
@@ -90,11 +91,14 @@ def capture_role(spec: AgentSpec, workdir: Path,
 
 
 def run(spec: AgentSpec) -> AgentResult:
-    """Runs SPEC's role; tool failures are returned as `ok: false`."""
+    """Runs SPEC's role; tool failures (and bugs) are returned as `ok: false`, with the error:
+    the controller then says what failed instead of "the agent printed no result"."""
     with tempfile.TemporaryDirectory(prefix="netprobe-agent-") as workdir:
         try:
             role = replay_role if spec.role == "replay" else capture_role
             return role(spec, Path(workdir))
-        except errors.NetprobeError as exc:
-            return AgentResult(spec.run_id, spec.node, spec.role, False, error=str(exc),
+        except Exception as exc:  # a tool failure, or a bug: an answer either way
+            text = str(exc) if isinstance(exc, errors.NetprobeError) else \
+                f"internal error: {type(exc).__name__}: {exc}"
+            return AgentResult(spec.run_id, spec.node, spec.role, False, error=text,
                                started=time.time(), ended=time.time())

@@ -14,9 +14,16 @@ import click
 import yaml
 
 from netprobe.core.exits import diagnosed
+from netprobe.core.model import ProxyMode, TraceResult
 from netprobe.lab import lifecycle, scenarios
+from netprobe.lab.kubeproxy import LAB_MODES
 
 _FORMATS = click.Choice(["yaml", "json"])
+_MODES = [mode.value for mode in LAB_MODES]
+_proxy_mode = click.option(
+    "--proxy-mode", type=click.Choice(_MODES), default=ProxyMode.IPTABLES.value,
+    show_default=True, help="How kube-proxy implements the Service on every node (its rules "
+    "as kube-proxy writes them). IPVS needs kernel modules the lab's machines lack.")
 
 
 class _PlainDumper(yaml.SafeDumper):
@@ -49,11 +56,13 @@ def _replay_hint(state: lifecycle.LabState) -> str:
 
 @lab.command()
 @click.argument("scenario")
-def up(scenario: str) -> None:
+@_proxy_mode
+def up(scenario: str, proxy_mode: str) -> None:
     """Bring SCENARIO up (idempotent; see 'netprobe lab list')."""
-    state, made = lifecycle.up(scenario)
+    state, made = lifecycle.up(scenario, ProxyMode(proxy_mode))
     verb = "is up" if made else "was already up"
-    click.echo(f"lab scenario {state.scenario} {verb}: {scenarios.get(scenario).summary}")
+    click.echo(f"lab scenario {state.scenario} {verb} (kube-proxy {state.proxy_mode} mode): "
+               f"{scenarios.get(scenario).summary}")
     click.echo(f"  namespaces: {' '.join(state.namespaces)}")
     click.echo(f"  caBundle:   {state.ca_bundle}")
     click.echo(f"  netns map:  {lifecycle.netns_map(lifecycle.plan_of(state))}")
@@ -81,7 +90,8 @@ def status(output: str) -> None:
     leftovers = lifecycle.netns.lab_namespaces()
     data = {"scenario": state.scenario if state else None,
             "healthy": bool(state and lifecycle.is_healthy(state)),
-            "namespaces": leftovers, "ca_bundle": str(state.ca_bundle) if state else None}
+            "namespaces": leftovers, "ca_bundle": str(state.ca_bundle) if state else None,
+            "proxy_mode": state.proxy_mode.value if state else None}
     if output == "json":
         click.echo(json.dumps(data, indent=2))
         return
@@ -90,7 +100,8 @@ def status(output: str) -> None:
                  if leftovers else "")
         click.echo("no lab is up" + extra)
         return
-    click.echo(f"scenario:   {state.scenario} ({'healthy' if data['healthy'] else 'BROKEN'})")
+    click.echo(f"scenario:   {state.scenario} ({'healthy' if data['healthy'] else 'BROKEN'}), "
+               f"kube-proxy {state.proxy_mode} mode")
     click.echo(f"namespaces: {' '.join(leftovers)}")
     click.echo(f"caBundle:   {state.ca_bundle}")
     click.echo(f"try:        {_replay_hint(state)}")
@@ -110,35 +121,43 @@ def snapshot_cmd(output: str) -> None:
 @lab.command()
 @click.argument("names", nargs=-1, metavar="[SCENARIO]...")
 @click.option("-v", "--verbose", is_flag=True, help="Show every trace in full.")
-def demo(names: tuple[str, ...], verbose: bool) -> None:
-    """Bring each scenario up, trace its webhook, take it down (default: all).
+@click.option("--proxy-mode", type=click.Choice([*_MODES, "all"]), default="all",
+              show_default=True, help="kube-proxy's mode(s) to build each scenario in.")
+def demo(names: tuple[str, ...], verbose: bool, proxy_mode: str) -> None:
+    """Bring each scenario up, trace its webhook, take it down (default: all), in each mode.
 
     Exits 0 when every trace names the failure (class and cause) the scenario reproduces.
     """
     from netprobe import api
 
     chosen = [scenarios.get(name) for name in names] or list(scenarios.SCENARIOS)
-    click.echo(f"netprobe lab demo: {len(chosen)} scenarios; each is built, traced with "
-               "'netprobe trace webhook' from its snapshot and netns map, and removed\n")
+    modes = list(LAB_MODES) if proxy_mode == "all" else [ProxyMode(proxy_mode)]
+    click.echo(f"netprobe lab demo: {len(chosen)} scenarios x {len(modes)} kube-proxy modes; "
+               "each is built, traced with 'netprobe trace webhook' from its snapshot and netns "
+               "map, and removed\n")
     misses = 0
     try:
-        for scenario in chosen:
-            started = time.monotonic()
-            results = api.trace_lab_scenario(scenario.name)
-            lifecycle.down()
-            misses += _demo_lines(scenario, results, time.monotonic() - started, verbose)
+        for mode in modes:
+            for scenario in chosen:
+                started = time.monotonic()
+                results = api.trace_lab_scenario(scenario.name, proxy_mode=mode)
+                lifecycle.down()
+                misses += _demo_lines(scenario, mode, results, time.monotonic() - started,
+                                      verbose)
     finally:
         lifecycle.down()
-    total = len(chosen)
-    click.echo(f"\n{total - misses}/{total} scenarios diagnosed as the failure they reproduce")
+    total = len(chosen) * len(modes)
+    click.echo(f"\n{total - misses}/{total} scenario runs diagnosed as the failure they "
+               "reproduce")
     sys.exit(diagnosed(misses > 0))
 
 
-def _demo_lines(scenario: scenarios.Scenario, results: list, took: float, verbose: bool) -> int:
+def _demo_lines(scenario: scenarios.Scenario, mode: ProxyMode, results: list[TraceResult],
+                took: float, verbose: bool) -> int:
     """One line per distinct outcome (a fan-out's endpoints share one); returns 1 on a miss."""
     from netprobe.present import text as render
 
-    shown: dict[tuple, int] = {}
+    shown: dict[tuple[str, str, str | None, str | None], int] = {}
     for result in results:
         culprit = result.culprit
         key = (result.verdict.cls, result.verdict.cause, culprit.hop if culprit else None,
@@ -149,8 +168,8 @@ def _demo_lines(scenario: scenarios.Scenario, results: list, took: float, verbos
         hit = (cls, cause) == (scenario.verdict, scenario.cause)
         where = (f"at {hop}" + (f" on {node}" if node else "")) if hop else ""
         many = f" ({count} endpoints)" if count > 1 else ""
-        click.echo(f"[{'ok ' if hit else 'MISS'}] {scenario.name:<23} -> {cls:<23} {cause:<21} "
-                   f"{where}{many}  {took:.2f} s")
+        click.echo(f"[{'ok ' if hit else 'MISS'}] {scenario.name:<23} {mode:<8} -> {cls:<23} "
+                   f"{cause:<21} {where}{many}  {took:.2f} s")
     errors_seen = {r.apiserver_error.message for r in results if r.apiserver_error}
     for message in sorted(errors_seen):
         click.echo(f"       apiserver: {message}")

@@ -24,6 +24,10 @@ from netprobe.replay import target as target_mod
 @click.argument("url")
 @click.option("--resolve", metavar="HOST:IP",
               help="Address the apiserver's service resolver gives HOST (the ClusterIP).")
+@click.option("--endpoint", "endpoints", metavar="IP:PORT", multiple=True,
+              help="An endpoint the Service's NAT may send the call to (repeatable; from "
+                   "`kubectl get endpointslices`): the capture follows the call there past the "
+                   "node's SNAT. Without it, a ClusterIP call's capture keeps all TCP.")
 @click.option("--ca-bundle", "ca_bundle", type=click.Path(path_type=Path), required=True,
               help="PEM file: the webhook configuration's caBundle (the only trust root).")
 @click.option("--netns", metavar="NAME", help="Replay from this network namespace.")
@@ -45,7 +49,8 @@ from netprobe.replay import target as target_mod
               help="TLSHandshakeTimeout of the apiserver's transport.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
-def replay(url: str, resolve: str | None, ca_bundle: Path, netns: str | None,
+def replay(url: str, resolve: str | None, endpoints: tuple[str, ...], ca_bundle: Path,
+           netns: str | None,
            timeout_seconds: float, webhook_name: str | None, conversion: bool,
            capture_path: Path | None, no_capture: bool, full: bool, dial_timeout: float,
            tls_timeout: float, output: str) -> None:
@@ -57,7 +62,8 @@ def replay(url: str, resolve: str | None, ca_bundle: Path, netns: str | None,
     pem = target_mod.read_ca_bundle(ca_bundle)
     target = target_mod.build(url, resolve=resolve, ca_bundle=pem, webhook_name=webhook_name,
                               timeout_seconds=timeout_seconds,
-                              kind=CallKind.CONVERSION if conversion else None)
+                              kind=CallKind.CONVERSION if conversion else None,
+                              endpoints=endpoints)
     timeouts = settings.timeouts_from_env(settings.Timeouts(dial=dial_timeout, tls=tls_timeout,
                                                             full=full))
     result = api.replay(target, netns=netns, timeouts=timeouts, capture=not no_capture,

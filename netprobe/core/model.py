@@ -47,6 +47,14 @@ class CallKind(str, enum.Enum):
     """apiextensions.k8s.io/v1 ConversionReview (CRD conversion)."""
 
 
+class ProxyMode(enum.StrEnum):
+    """kube-proxy's `mode` (KubeProxyConfiguration); an empty mode is iptables on Linux."""
+
+    IPTABLES = "iptables"
+    NFTABLES = "nftables"
+    IPVS = "ipvs"
+
+
 class Failure(enum.Enum):
     """How a replayed call failed, as the apiserver words it differently."""
 
@@ -89,6 +97,9 @@ class CallTarget:
     apiserver_ip: str | None = None
     """The address the apiserver itself dials (the ClusterIP), for its message, when the
     replay dials an endpoint directly."""
+    endpoints: tuple[str, ...] = ()
+    """`IP:PORT` (`[IPv6]:PORT`) of every endpoint the Service's NAT may send the call to:
+    the capture follows the call there even when the node's SNAT changes its source port."""
 
 
 WebhookTarget = CallTarget
@@ -171,11 +182,24 @@ class PacketSummary:
     """Payload bytes the server sent."""
     wire_destination: str | None = None
     """The destination address on the wire (after the node's DNAT)."""
+    wire_source: str | None = None
+    """`IP:PORT` the SYN left with (after the node's SNAT: kube-proxy masquerades calls
+    from outside the cluster CIDR, with a random source port)."""
     left_host: bool = False
     """True if the SYN was seen on a non-loopback interface."""
     first_time: float | None = None
     last_time: float | None = None
     interfaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WireTuple:
+    """A connection's addresses on the wire, after the node's DNAT and SNAT."""
+
+    source: str
+    """`IP:PORT` of the client as the server sees it."""
+    destination: str
+    """`IP:PORT` of the endpoint the connection really went to."""
 
 
 @dataclass(frozen=True)
@@ -273,6 +297,19 @@ class ReplayResult:
     netns: str | None = None
     local_address: tuple[str, int] | None = None
     dialed: tuple[str, int] | None = None
+    wire: WireTuple | None = None
+    """The call on the wire after the node's NAT, from conntrack (None: no entry, e.g.
+    kube-proxy rejected the SYN, or conntrack could not be asked)."""
+
+    @property
+    def client_ports(self) -> frozenset[int]:
+        """The call's source port before NAT and, where the node's SNAT changed it, after."""
+        ports = {int(self.local_address[1])} if self.local_address else set()
+        for address in (self.wire.source if self.wire else None,
+                        self.packets.wire_source if self.packets else None):
+            if address:
+                ports.add(int(address.rpartition(":")[2]))
+        return frozenset(ports)
 
     @property
     def succeeded(self) -> bool:

@@ -43,6 +43,7 @@ def replay_to_json(result: ReplayResult) -> dict[str, Any]:
         "netns": result.netns,
         "local_address": _plain(result.local_address),
         "dialed": _plain(result.dialed),
+        "wire": _plain(result.wire),
         "verdict": verdict,
         "apiserver_error": error.message if error else None,
         "apiserver_error_alternatives": list(error.alternatives) if error else [],
@@ -73,9 +74,11 @@ def replay_from_json(data: dict[str, Any]) -> ReplayResult:
         RstInfo,
         Status,
         Verdict,
+        WireTuple,
     )
 
-    target = dict(data["target"], kind=CallKind(data["target"]["kind"]))
+    target = dict(data["target"], kind=CallKind(data["target"]["kind"]),
+                  endpoints=tuple(data["target"].get("endpoints", ())))
     verdict = dict(data["verdict"])
     cls = verdict.pop("class")
     phase = Phase(verdict.pop("phase")) if verdict.get("phase") else None
@@ -103,7 +106,8 @@ def replay_from_json(data: dict[str, Any]) -> ReplayResult:
         http=HttpOutcome(**data["http"]) if data.get("http") else None,
         packets=summary, capture=data.get("capture"), netns=data.get("netns"),
         local_address=tuple(data["local_address"]) if data.get("local_address") else None,
-        dialed=tuple(data["dialed"]) if data.get("dialed") else None)
+        dialed=tuple(data["dialed"]) if data.get("dialed") else None,
+        wire=WireTuple(**data["wire"]) if data.get("wire") else None)
 
 
 def trace_to_json(results: list[Any]) -> dict[str, Any]:

@@ -21,6 +21,8 @@ PACKAGES = {
     "iptables": "iptables",
     "tcpdump": "tcpdump",
     "tshark": "tshark",
+    "nft": "nftables",
+    "conntrack": "conntrack",
 }
 """System program -> the Debian/Ubuntu package that provides it."""
 

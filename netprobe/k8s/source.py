@@ -50,6 +50,8 @@ KINDS = (
          lambda api: api.core.list_namespaced_pod),
     Kind("v1", "Node", "nodes", lambda api: api.core.list_node),
 )
+KUBE_PROXY_CONFIG_MAPS = ("kube-proxy", "kube-proxy-config")
+"""kube-proxy's configuration in kube-system: kubeadm's name, then EKS's."""
 SECRETS = Kind("v1", "Secret", "secrets", lambda api: api.core.list_secret_for_all_namespaces,
                lambda api: api.core.list_namespaced_secret)
 
@@ -118,4 +120,20 @@ class LiveSource:
             if kind.kind == "CustomResourceDefinition":
                 items = [item for item in items if _is_conversion_webhook(item)]
             found += items
-        return found + self._secrets(namespaces)
+        return found + self._secrets(namespaces) + self._kube_proxy()
+
+    def _kube_proxy(self) -> list[dict[str, Any]]:
+        """kube-proxy's ConfigMap (its mode), where there is one and it may be read."""
+        for name in KUBE_PROXY_CONFIG_MAPS:
+            try:
+                with translated(f"reading ConfigMap kube-system/{name}", self.api.host):
+                    body = self.api.raw(self.api.core.read_namespaced_config_map, name,
+                                        "kube-system")
+            except errors.K8sNotFound:
+                continue
+            except errors.K8sForbidden as exc:
+                self.notes.append(f"skipped ConfigMap kube-system/{name}: not readable ({exc}); "
+                                  "kube-proxy's mode is unknown")
+                return []
+            return [dict(body, apiVersion="v1", kind="ConfigMap")]
+        return []

@@ -15,12 +15,14 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from netprobe.core import errors
+from netprobe.core.model import ProxyMode
 from netprobe.host import system
 from netprobe.lab import netns, objects, pki, scenarios, servers
+from netprobe.lab.kubeproxy import LAB_MODES
 from netprobe.lab.topology import VPC_NETNS, Plan
 
 READY_TIMEOUT = 15.0
@@ -41,6 +43,7 @@ class LabState:
     daemon_pid: int
     directory: Path
     namespaces: list[str] = field(default_factory=list)
+    proxy_mode: ProxyMode = ProxyMode.IPTABLES
 
     @property
     def ca_bundle(self) -> Path:
@@ -53,14 +56,16 @@ def read_state() -> LabState | None:
     try:
         data = json.loads(path.read_text())
         return LabState(data["scenario"], data["started"], data["daemon_pid"],
-                        state_dir(), data.get("namespaces", []))
+                        state_dir(), data.get("namespaces", []),
+                        ProxyMode(data.get("proxy_mode", ProxyMode.IPTABLES)))
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
 
 
 def _write_state(state: LabState) -> None:
     data = {"scenario": state.scenario, "started": state.started,
-            "daemon_pid": state.daemon_pid, "namespaces": state.namespaces}
+            "daemon_pid": state.daemon_pid, "namespaces": state.namespaces,
+            "proxy_mode": state.proxy_mode.value}
     (state.directory / "state.json").write_text(json.dumps(data, indent=1) + "\n")
 
 
@@ -91,39 +96,50 @@ def _start_servers(plan: Plan, directory: Path) -> int:
     return child.pid
 
 
-def _prepare(name: str) -> scenarios.Scenario:
+def _prepare(name: str, proxy_mode: ProxyMode) -> scenarios.Scenario:
     scenario = scenarios.get(name)
+    if proxy_mode not in LAB_MODES:
+        raise errors.UsageError(
+            f"bringing the lab up: kube-proxy's {proxy_mode} mode needs the kernel's ip_vs "
+            "module and dummy links, which the lab's machines lack; the lab builds "
+            + " and ".join(mode.value for mode in LAB_MODES))
     system.require_root("bringing the lab up")
-    system.require_tools(*netns.TOOLS)
+    system.require_tools(*netns.tools(proxy_mode))
     return scenario
 
 
-def up(name: str) -> tuple[LabState, bool]:
-    """Brings scenario NAME up; returns its state and whether it was made now.
+def build_plan(name: str, proxy_mode: ProxyMode = ProxyMode.IPTABLES) -> Plan:
+    """Scenario NAME's plan with kube-proxy in PROXY_MODE."""
+    return replace(scenarios.get(name).build(), proxy_mode=proxy_mode)
 
-    Idempotent: the same scenario already up is left as it is.
+
+def up(name: str, proxy_mode: ProxyMode = ProxyMode.IPTABLES) -> tuple[LabState, bool]:
+    """Brings scenario NAME up with kube-proxy in PROXY_MODE; returns its state and whether
+    it was made now.
+
+    Idempotent: the same scenario in the same mode already up is left as it is.
 
     Raises:
         UsageError: unknown scenario, not root, a tool missing, or another
             scenario is up.
         LabError: the kernel or the servers refused; nothing is left behind.
     """
-    scenario = _prepare(name)
+    _prepare(name, proxy_mode)
     current = read_state()
     if current is not None and is_healthy(current):
-        if current.scenario == name:
+        if (current.scenario, current.proxy_mode) == (name, proxy_mode):
             return current, False
-        raise errors.UsageError(f"a lab is already up (scenario {current.scenario}); "
-                                "run 'netprobe lab down' first")
+        raise errors.UsageError(f"a lab is already up (scenario {current.scenario}, "
+                                f"{current.proxy_mode} mode); run 'netprobe lab down' first")
     down()
-    plan = scenario.build()
+    plan = build_plan(name, proxy_mode)
     directory = state_dir()
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         pki.write_pki(plan, directory / "pki")
         netns.build(plan)
         pid = _start_servers(plan, directory)
-        state = LabState(name, time.time(), pid, directory, list(plan.namespaces))
+        state = LabState(name, time.time(), pid, directory, list(plan.namespaces), proxy_mode)
         _write_state(state)
     except BaseException:
         down()
@@ -141,7 +157,7 @@ def down() -> list[str]:
 
 def plan_of(state: LabState) -> Plan:
     """Returns the plan of the running scenario."""
-    return scenarios.get(state.scenario).build()
+    return build_plan(state.scenario, state.proxy_mode)
 
 
 def netns_map(plan: Plan) -> str:

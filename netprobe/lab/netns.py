@@ -16,11 +16,17 @@ import time
 from pathlib import Path
 
 from netprobe.core import errors
+from netprobe.core.model import ProxyMode
 from netprobe.host import nsenter, system
 from netprobe.lab import kubeproxy
 from netprobe.lab.topology import BRIDGE, NODE_NIC, PREFIX, VPC_NETNS, Node, Plan, Pod
 
 TOOLS = ("ip", "iptables-restore")
+
+
+def tools(proxy_mode: ProxyMode) -> tuple[str, ...]:
+    """The programs building a lab with kube-proxy in PROXY_MODE needs."""
+    return (*TOOLS, "nft") if proxy_mode is ProxyMode.NFTABLES else TOOLS
 
 
 def _ip_batch(commands: list[str], netns: str | None = None) -> None:
@@ -97,11 +103,17 @@ def _write_sysctl(netns: str, key: str, value: str) -> None:
         Path("/proc/sys", *key.split(".")).write_text(value)
 
 
-def _apply_iptables(plan: Plan) -> None:
+def _apply_rules(plan: Plan) -> None:
     for node in plan.nodes:
-        system.run(["ip", "netns", "exec", node.netns, "iptables-restore"],
-                   stdin=kubeproxy.node_rules(plan, node.netns),
-                   doing=f"writing kube-proxy rules in {node.netns}", error=errors.LabError)
+        rules = kubeproxy.node_rules(plan, node.netns)
+        if rules.iptables:
+            system.run(["ip", "netns", "exec", node.netns, "iptables-restore"],
+                       stdin=rules.iptables, doing=f"writing iptables rules in {node.netns}",
+                       error=errors.LabError)
+        if rules.nft:
+            system.run(["ip", "netns", "exec", node.netns, "nft", "-f", "-"], stdin=rules.nft,
+                       doing=f"writing kube-proxy's nftables rules in {node.netns}",
+                       error=errors.LabError)
     vpc = kubeproxy.firewall_rules(plan, VPC_NETNS)
     if vpc:
         system.run(["ip", "netns", "exec", VPC_NETNS, "iptables-restore"], stdin=vpc,
@@ -124,7 +136,7 @@ def build(plan: Plan) -> None:
             _ip_batch(_pod_commands(plan, pod), pod.netns)
     for netns in (VPC_NETNS, *(node.netns for node in plan.nodes)):
         _write_sysctl(netns, "net.ipv4.ip_forward", "1")
-    _apply_iptables(plan)
+    _apply_rules(plan)
 
 
 def _pids_in(netns: str) -> list[int]:

@@ -13,6 +13,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from netprobe.core.model import ProxyMode
 from netprobe.lab.topology import Node, Plan, Pod, Provider
 
 CERT_MANAGER_VERSION = "v1.16.2"
@@ -290,6 +291,28 @@ def ca_secret(plan: Plan, signer_ca: bytes, created: str) -> Obj:
     }
 
 
+def kube_proxy_config(plan: Plan, created: str) -> Obj | None:
+    """kube-proxy's ConfigMap in kube-system, as kubeadm (`kube-proxy`, key `config.conf`) or
+    EKS (`kube-proxy-config`, key `config`) writes it; GKE has none (a static pod's flags)."""
+    if plan.provider is Provider.GKE:
+        return None
+    name, key = (("kube-proxy-config", "config") if plan.provider is Provider.EKS
+                 else ("kube-proxy", "config.conf"))
+    mode = "" if plan.proxy_mode is ProxyMode.IPTABLES else plan.proxy_mode.value
+    config = (
+        "apiVersion: kubeproxy.config.k8s.io/v1alpha1\n"
+        "bindAddress: 0.0.0.0\n"
+        "clientConnection:\n"
+        "  kubeconfig: /var/lib/kube-proxy/kubeconfig.conf\n"
+        f"clusterCIDR: {plan.cluster_cidr}\n"
+        "kind: KubeProxyConfiguration\n"
+        f"mode: \"{mode}\"\n")
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": _meta("ConfigMap", name, created, "kube-system",
+                              labels={"app": "kube-proxy"}),
+            "data": {key: config}}
+
+
 def _is_managed(plan: Plan) -> bool:
     return plan.provider is not Provider.KUBEADM
 
@@ -308,5 +331,8 @@ def build_list(plan: Plan, ca_bundle: bytes, signer_ca: bytes, started: float) -
         *(node_object(plan, node, created) for node in nodes),
         ca_secret(plan, signer_ca, created),
     ]
+    proxy = kube_proxy_config(plan, created)
+    if proxy is not None:
+        items.append(proxy)
     return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""},
             "items": items}

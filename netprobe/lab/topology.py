@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from netprobe.core.model import ProxyMode
+
 PREFIX = "np-"
 """Every namespace (and so every link and rule) of the lab starts with this."""
 
@@ -178,6 +180,12 @@ class Plan:
     webhook: Webhook = field(default_factory=Webhook)
     vpc_routes: tuple[VpcRoute, ...] = ()
     firewall: tuple[FirewallRule, ...] = ()
+    proxy_mode: ProxyMode = ProxyMode.IPTABLES
+    """How kube-proxy implements Services on every node (`lab up --proxy-mode`)."""
+    cluster_cidr: str = "10.244.0.0/16"
+    """kube-proxy's clusterCIDR (kubeadm's --pod-network-cidr): the node IPs are outside it,
+    so the apiserver's calls to a ClusterIP are masqueraded."""
+    service_cidr: str = "10.96.0.0/12"
 
     @property
     def control_plane(self) -> Node:

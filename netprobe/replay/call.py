@@ -150,6 +150,7 @@ def _connect(sock: socket.socket, address: str, target: CallTarget, timeouts: Ti
     limit = min(began + timeouts.dial, target.timeout_seconds)
     port = target.connect_port or target.port
     code = sockets.start_connect(sock, address, port)
+    out.local = sock.getsockname()[:2]  # the address the kernel chose for the SYN
     while code == errno.EINPROGRESS:
         _check_cancel()
         remaining = limit - clock.elapsed()

@@ -28,9 +28,10 @@ from netprobe.core.model import (
     PhaseResult,
     ReplayResult,
     Status,
+    WireTuple,
 )
 from netprobe.core.settings import Timeouts
-from netprobe.host import nsenter
+from netprobe.host import conntrack, nsenter
 from netprobe.replay import apiserver, call, sockets
 
 
@@ -58,28 +59,75 @@ def replay(target: CallTarget, *, netns: str | None = None, timeouts: Timeouts |
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="netprobe-"))
             path = Path(scratch) / "replay.pcap"
         sniffer: list[Sniffer] = []
+        dialled: list[float] = []
 
         def start_capture(sock: socket.socket) -> None:
             if not capture or path is None:
                 return
-            local_port = sock.getsockname()[1]
+            bpf = filters.call_filter(sock.getsockname()[1], _peers(target),
+                                      endpoints_known=_endpoints_known(target))
             sniffer.append(stack.enter_context(
-                capture_backend.sniffer(path, filters.flow_filter(local_port), netns=netns,
-                                        interface=interface)))
+                capture_backend.sniffer(path, bpf, netns=netns, interface=interface)))
+            dialled.append(time.time())
 
         outcome = call.run(target, timeouts, netns, on_bound=start_capture, cancel=cancel)
+        nat = _translated(outcome, netns)
         summary = None
         if sniffer and path is not None:
             sniffer[0].stop(grace=timeouts.capture_grace)
-            names = sockets.local_addresses(netns)
-            local_port = outcome.local[1] if outcome.local else 0
-            summary = packet_summary.summarize(path, local_port, interfaces=names)
+            known = _endpoints_known(target)
+            identity = packet_summary.CallIdentity(
+                _client_ports(outcome, nat),
+                frozenset(_peers(target, outcome.dialed)) if known else frozenset(),
+                dialled[0], outcome.local[0] if outcome.local else "")
+            summary = packet_summary.summarize(path, identity,
+                                               interfaces=sockets.local_addresses(netns))
         return _result(target, outcome, summary, netns, timeouts,
-                       str(capture_path) if capture_path and sniffer else None)
+                       str(capture_path) if capture_path and sniffer else None, nat)
+
+
+def _peers(target: CallTarget,
+           dialed: tuple[str, int] | None = None) -> list[tuple[str, int]]:
+    """Every (address, port) the call can have on the server's side: the address dialled
+    (before DNAT) and each endpoint the Service's NAT may send it to."""
+    peers = [filters.split_address(endpoint) for endpoint in target.endpoints]
+    if target.resolve_ip:
+        peers.append((target.resolve_ip, target.connect_port or target.port))
+    if dialed is not None:
+        peers.append(dialed)
+    return list(dict.fromkeys(peers))
+
+
+def _endpoints_known(target: CallTarget) -> bool:
+    """False for a ClusterIP whose endpoints the caller did not give (`replay --resolve`):
+    the node's NAT may send the call anywhere."""
+    return bool(target.endpoints) or target.resolve_ip is None or bool(target.connect_port)
+
+
+def _translated(outcome: call.CallOutcome, netns: str | None) -> WireTuple | None:
+    """The call's tuple after the node's DNAT and SNAT, from conntrack."""
+    if outcome.local is None or outcome.dialed is None:
+        return None
+    nat = conntrack.translated(netns, outcome.local, outcome.dialed)
+    if nat is None:
+        return None
+    return WireTuple(_address(*nat.source), _address(*nat.destination))
+
+
+def _address(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _client_ports(outcome: call.CallOutcome, nat: WireTuple | None) -> frozenset[int]:
+    ports = {int(outcome.local[1])} if outcome.local else set()
+    if nat is not None:
+        ports.add(filters.split_address(nat.source)[1])
+    return frozenset(ports)
 
 
 def _result(target: CallTarget, outcome: call.CallOutcome, summary: PacketSummary | None,
-            netns: str | None, timeouts: Timeouts, capture: str | None) -> ReplayResult:
+            netns: str | None, timeouts: Timeouts, capture: str | None,
+            nat: WireTuple | None = None) -> ReplayResult:
     wire = summary.wire_destination if summary is not None else None
     on_link = sockets.on_link(netns, wire or outcome.dialed[0]) if outcome.dialed else None
     evidence = Evidence(
@@ -99,7 +147,7 @@ def _result(target: CallTarget, outcome: call.CallOutcome, summary: PacketSummar
                         apiserver_error=message, certificate=outcome.certificate,
                         http=outcome.http, packets=summary,
                         capture=capture, netns=netns, local_address=outcome.local,
-                        dialed=outcome.dialed)
+                        dialed=outcome.dialed, wire=nat)
 
 
 def service_missing(target: CallTarget, service: str, namespace: str) -> ReplayResult:

@@ -51,7 +51,8 @@ def read_ca_bundle(path: Path) -> bytes:
 
 
 def build(url: str, *, resolve: str | None, ca_bundle: bytes, webhook_name: str | None = None,
-          timeout_seconds: float = 10.0, kind: CallKind | None = None) -> CallTarget:
+          timeout_seconds: float = 10.0, kind: CallKind | None = None,
+          endpoints: tuple[str, ...] = ()) -> CallTarget:
     """Returns the target the apiserver would call for URL.
 
     Raises:
@@ -75,8 +76,22 @@ def build(url: str, *, resolve: str | None, ca_bundle: bytes, webhook_name: str 
     if parts.query:
         path += "?" + parts.query
     kind = kind or (CallKind.CONVERSION if "convert" in path else CallKind.ADMISSION)
+    for endpoint in endpoints:
+        _check_endpoint(endpoint)
     canonical = f"https://{f'[{host}]' if ':' in host else host}:{port}{path}"
     return CallTarget(url=canonical, host=host, port=port, path=path,
-                         resolve_ip=parse_resolve(resolve, host) if resolve else None,
-                         ca_bundle=ca_bundle, webhook_name=webhook_name or host,
-                         timeout_seconds=timeout_seconds, kind=kind)
+                      resolve_ip=parse_resolve(resolve, host) if resolve else None,
+                      ca_bundle=ca_bundle, webhook_name=webhook_name or host,
+                      timeout_seconds=timeout_seconds, kind=kind, endpoints=tuple(endpoints))
+
+
+def _check_endpoint(text: str) -> None:
+    """Raises UsageError unless TEXT is `IP:PORT` or `[IPv6]:PORT`."""
+    host, _, port = text.rpartition(":")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        if not 0 < int(port) < 65536:
+            raise ValueError(port)
+    except ValueError:
+        raise errors.UsageError(f"reading --endpoint {text!r}: expected IP:PORT "
+                                "(or [IPv6]:PORT)") from None

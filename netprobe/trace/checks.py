@@ -13,8 +13,8 @@ import base64
 import re
 from collections.abc import Callable, Iterator
 
-from netprobe.core.model import Finding, Severity
-from netprobe.trace.discovery import CallPath, NodeInfo, Obj
+from netprobe.core.model import Finding, ProxyMode, Severity
+from netprobe.trace.discovery import CallPath, NodeInfo, Obj, kube_proxy
 
 KUBELET_PORT = 10250
 GKE_OPEN_PORTS = (443, 10250)
@@ -218,9 +218,24 @@ def managed_control_plane(path: CallPath, nodes: dict[str, NodeInfo],
             "cluster")
 
 
+def kube_proxy_ipvs(path: CallPath, nodes: dict[str, NodeInfo],
+                    objects: list[Obj]) -> Iterator[Finding]:
+    proxy = kube_proxy(objects)
+    if proxy.mode is ProxyMode.IPVS and not path.url:
+        yield Finding(
+            "kube-proxy-ipvs", Severity.INFO,
+            f"kube-proxy runs in IPVS mode ({proxy.source}): the ClusterIP is a virtual server "
+            "on the kube-ipvs0 dummy link of every node, balanced by the kernel's ip_vs, and the "
+            "masquerade still comes from iptables (KUBE-POSTROUTING). netprobe names that NAT "
+            "hop but its lab cannot reproduce IPVS (no ip_vs module on its machines).",
+            "On the control-plane node, `ipvsadm -Ln -t CLUSTER_IP:PORT` lists the real servers "
+            "IPVS balances to; a virtual server without real servers refuses the call.",
+            f"Service {path.service_namespace}/{path.service_name}")
+
+
 CHECKS: tuple[Check, ...] = (missing_service, missing_port, unresolved_target, endpoints_ready,
                              probe_vs_healthz, provider_ports, ca_bundle, timeout_masks,
-                             managed_control_plane)
+                             managed_control_plane, kube_proxy_ipvs)
 
 
 def run_checks(path: CallPath, nodes: dict[str, NodeInfo], objects: list[Obj]) -> list[Finding]:

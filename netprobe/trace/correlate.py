@@ -9,6 +9,7 @@ module says where it happened).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,8 @@ class Sighting:
     """(interface, reporter, type, code) of ICMP errors quoting the SYN."""
     destination: str | None = None
     """The SYN's destination address here."""
+    addresses: str = ""
+    """`SRC:PORT -> DST:PORT` of the SYN here (what NAT made of the connection so far)."""
     server_payload: bool = False
     observed: bool = True
 
@@ -54,11 +57,15 @@ def _names(frame: Any, ifnames: dict[str, str]) -> list[str]:
     return [ifnames.get(str(int(index)), f"if{int(index)}") for index in frame["ifindex"]]
 
 
-def flow_key(frame: Any, local_port: int) -> FlowKey | None:
-    """The replayed SYN's ISN (and TSval) from the replay's own capture."""
+def flow_key(frame: Any, client_ports: Iterable[int]) -> FlowKey | None:
+    """The replayed SYN's ISN (and TSval) from the replay's own capture.
+
+    CLIENT_PORTS: the socket's port and, when the node's SNAT changed it, the port the
+    SYN left with (`ReplayResult.client_ports`): the capture holds the SYN after NAT.
+    """
     if frame.empty or "proto" not in frame.columns:
         return None
-    syn = frame[(frame["proto"] == 6) & (frame["sport"] == local_port)
+    syn = frame[(frame["proto"] == 6) & frame["sport"].isin(list(client_ports))
                 & ((frame["flags"] & (SYN | ACK)) == SYN)]
     if syn.empty:
         return None
@@ -94,7 +101,20 @@ def sight(frame: Any, ifnames: dict[str, str], key: FlowKey, *,
                    zip(_names(quoted, ifnames), quoted["src"], quoted["icmp_type"],
                        quoted["icmp_code"], strict=True)),
         destination=str(syn["dst"].iloc[0]) if not syn.empty else None,
+        addresses=_addresses(syn),
         server_payload=server)
+
+
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _addresses(syn: Any) -> str:
+    if syn.empty:
+        return ""
+    first = syn.sort_values("time", kind="stable").iloc[0]
+    return (f"{_endpoint(str(first['src']), int(first['sport']))} -> "
+            f"{_endpoint(str(first['dst']), int(first['dport']))}")
 
 
 def _order(rows: Any, ifnames: dict[str, str]) -> list[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netprobe.core import errors
-from netprobe.core.model import CallKind
+from netprobe.core.model import CallKind, ProxyMode
 
 Obj = dict[str, Any]
 
@@ -205,3 +205,47 @@ def resolve(objects: list[Obj], path: CallPath) -> CallPath:
 
 def nodes(objects: list[Obj]) -> dict[str, NodeInfo]:
     return {info.name: info for info in map(node_info, by_kind(objects, "Node"))}
+
+
+KUBE_PROXY_CONFIGS = (("kube-proxy", "config.conf"), ("kube-proxy-config", "config"))
+"""ConfigMaps in kube-system holding kube-proxy's configuration: kubeadm's, then EKS's."""
+
+
+@dataclass(frozen=True)
+class KubeProxy:
+    """How kube-proxy implements Services, as its ConfigMap says."""
+
+    mode: ProxyMode | None
+    """None when no ConfigMap says (GKE, a kube-proxy replacement, or not readable)."""
+    cluster_cidr: str | None = None
+    source: str = ""
+    """`kube-system/NAME` the mode was read from."""
+
+
+def kube_proxy(objects: list[Obj]) -> KubeProxy:
+    """kube-proxy's mode and clusterCIDR from its ConfigMap in OBJECTS (an empty mode is
+    iptables on Linux)."""
+    for name, key in KUBE_PROXY_CONFIGS:
+        config_map = _find(objects, "ConfigMap", "kube-system", name)
+        text = ((config_map or {}).get("data") or {}).get(key)
+        if not text:
+            continue
+        mode = _field(text, "mode")
+        try:
+            parsed = ProxyMode(mode) if mode else ProxyMode.IPTABLES
+        except ValueError:
+            parsed = None
+        return KubeProxy(parsed, _field(text, "clusterCIDR") or None, f"kube-system/{name}")
+    return KubeProxy(None)
+
+
+def _field(text: str, name: str) -> str:
+    """A top-level scalar of kube-proxy's KubeProxyConfiguration (YAML or JSON)."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return ""
+    value = document.get(name) if isinstance(document, dict) else None
+    return str(value) if value is not None else ""

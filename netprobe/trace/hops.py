@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netprobe.core.model import Culprit, Hop, HopStatus, Phase, ReplayResult, Status
+from netprobe.core.model import Culprit, Hop, HopStatus, Phase, ProxyMode, ReplayResult, Status
 from netprobe.core.verdicts import VerdictClass
 from netprobe.trace.correlate import Sighting
 
@@ -35,6 +35,37 @@ class PathFacts:
     pod: str | None
     pod_in_node_netns: bool
     service_exists: bool = True
+    proxy_mode: ProxyMode | None = None
+    """kube-proxy's mode on the replaying node (its ConfigMap, or kube-ipvs0 seen there)."""
+
+
+NAT_NAMES = {ProxyMode.IPTABLES: "kube-proxy iptables DNAT",
+             ProxyMode.NFTABLES: "kube-proxy nftables DNAT",
+             ProxyMode.IPVS: "kube-proxy IPVS virtual server"}
+REJECTS = {ProxyMode.IPTABLES: "kube-proxy's REJECT (filter KUBE-SERVICES \"has no endpoints\")",
+           ProxyMode.NFTABLES: "kube-proxy's reject-chain (map no-endpoint-services)",
+           ProxyMode.IPVS: "kube-proxy's REJECT for a virtual server without real servers"}
+
+
+def _endpoint(address: tuple[str, int] | None) -> str:
+    if address is None:
+        return "?"
+    ip, port = address
+    return f"[{ip}]:{port}" if ":" in str(ip) else f"{ip}:{port}"
+
+
+def _before_nat(replay: ReplayResult) -> str:
+    """The call as the apiserver's socket makes it: local -> dialled."""
+    if replay.local_address is None or replay.dialed is None:
+        return ""
+    return f"{_endpoint(replay.local_address)} -> {_endpoint(replay.dialed)}"
+
+
+def _after_nat(replay: ReplayResult, cp: Sighting) -> str:
+    """The call on the wire after the node's NAT: conntrack's word, else the capture's."""
+    if replay.wire is not None:
+        return f"{replay.wire.source} -> {replay.wire.destination}"
+    return cp.addresses
 
 
 def _skip(hop_id: str, label: str, node: str | None = None) -> Hop:
@@ -42,19 +73,39 @@ def _skip(hop_id: str, label: str, node: str | None = None) -> Hop:
 
 
 def _service_hop(facts: PathFacts, replay: ReplayResult, cp: Sighting) -> Hop:
-    label = f"Service {facts.service} (kube-proxy NAT on {facts.apiserver_node or 'the node'})"
+    nat = NAT_NAMES.get(facts.proxy_mode, "kube-proxy NAT") if facts.proxy_mode else \
+        "kube-proxy NAT"
+    label = f"Service {facts.service} ({nat} on {facts.apiserver_node or 'the node'})"
     if not facts.service_exists:
         return Hop("service", label, HopStatus.FAILED, facts.apiserver_node,
                    detail=f"no Service {facts.service}: the apiserver's service resolver fails")
     if replay.verdict.cls is VerdictClass.NO_ENDPOINTS:
+        reject = REJECTS.get(facts.proxy_mode, "kube-proxy's REJECT") if facts.proxy_mode \
+            else "kube-proxy's REJECT"
         return Hop("service", label, HopStatus.REFUSED, facts.apiserver_node,
-                   detail="kube-proxy REJECT: no ready endpoint; the SYN never left the node",
-                   addresses=f"{facts.cluster_ip}:{facts.service_port}")
-    wire = cp.destination or (replay.packets.wire_destination if replay.packets else None)
-    nat = (f"{facts.cluster_ip}:{facts.service_port} -> {wire}:{facts.endpoint_port}"
-           if wire and wire != facts.cluster_ip else f"{facts.cluster_ip}:{facts.service_port}")
-    return Hop("service", label, HopStatus.OK, facts.apiserver_node, detail="DNAT " + nat,
-               addresses=nat)
+                   detail=f"{reject}: no ready endpoint; the SYN never left the node",
+                   addresses=_before_nat(replay))
+    return Hop("service", label, HopStatus.OK, facts.apiserver_node,
+               detail=_nat_detail(facts, replay, cp), addresses=_after_nat(replay, cp))
+
+
+def _nat_detail(facts: PathFacts, replay: ReplayResult, cp: Sighting) -> str:
+    """What the node's NAT did: DNAT to the endpoint, SNAT (masquerade) of the source."""
+    after = _after_nat(replay, cp)
+    before = _before_nat(replay)
+    if not after or " -> " not in after or not before:
+        wire = cp.destination or (replay.packets.wire_destination if replay.packets else None)
+        return (f"DNAT {facts.cluster_ip}:{facts.service_port} -> {wire}:{facts.endpoint_port}"
+                if wire and wire != facts.cluster_ip
+                else f"no NAT seen: {facts.cluster_ip}:{facts.service_port}")
+    source, destination = before.split(" -> ")
+    wire_source, wire_destination = after.split(" -> ")
+    parts = [f"DNAT {destination} -> {wire_destination}" if destination != wire_destination
+             else f"no DNAT ({destination})"]
+    if source != wire_source:
+        parts.append(f"SNAT {source} -> {wire_source} (masquerade: the client is outside "
+                     "the cluster CIDR)")
+    return ", ".join(parts)
 
 
 def _cp_egress(facts: PathFacts, cp: Sighting) -> Hop:
@@ -68,7 +119,8 @@ def _cp_egress(facts: PathFacts, cp: Sighting) -> Hop:
     evidence = [f"RST from {src} TTL {ttl}" for _, src, ttl in cp.resets]
     evidence += [f"ICMP {t}/{c} from {rep}" for _, rep, t, c in cp.icmp]
     return Hop("cp-egress", label, HopStatus.OK, facts.apiserver_node, cp.syn_interfaces[0],
-               detail=f"SYN out to {cp.destination}{extra}", evidence=tuple(evidence))
+               detail=f"SYN out to {cp.destination}{extra}", evidence=tuple(evidence),
+               addresses=cp.addresses)
 
 
 def _worker_hops(facts: PathFacts, cp: Sighting, worker: Sighting,
@@ -101,7 +153,7 @@ def _worker_hops(facts: PathFacts, cp: Sighting, worker: Sighting,
                 Hop(pod_id, pod_label, HopStatus.NOT_SEEN, node)]
     hops = [Hop("network", "provider network", HopStatus.OK, detail="passed"),
             Hop("worker-ingress", ingress, HopStatus.OK, node, worker.syn_interfaces[0],
-                detail=f"SYN in to {worker.destination}")]
+                detail=f"SYN in to {worker.destination}", addresses=worker.addresses)]
     reached_pod = facts.pod_in_node_netns or len(worker.syn_interfaces) > 1
     if not reached_pod:
         hops.append(Hop(pod_id, pod_label, HopStatus.DROPPED, node,
@@ -139,7 +191,8 @@ def build_hops(facts: PathFacts, replay: ReplayResult, cp: Sighting,
     replayed = "replayed on " + facts.apiserver_node if facts.apiserver_node else "replay"
     apiserver = Hop("apiserver", f"apiserver ({replayed}"
                     f"{', managed control plane' if facts.managed else ''})", HopStatus.OK,
-                    facts.apiserver_node, detail=f"POST {replay.target.url}")
+                    facts.apiserver_node, detail=f"POST {replay.target.url}",
+                    addresses=_before_nat(replay))
     hops = [apiserver, service := _service_hop(facts, replay, cp)]
     if service.status is not HopStatus.OK:
         return hops + [_skip(h, h) for h in ("cp-egress", "network", "worker-ingress",

@@ -48,14 +48,14 @@ def flow_key(result: TraceResult, frames: Sequence[pd.DataFrame],
     replay = result.replay
     if replay is None or not replay.local_address:
         return None
-    port = int(replay.local_address[1])
+    ports = list(replay.client_ports)
     for frame, role in zip(frames, roles, strict=True):
         if role != REPLAY or frame.empty:
             continue
-        key = correlate.flow_key(frame, port)
+        key = correlate.flow_key(frame, ports)
         if key is not None:
             return key
-        quoted = frame[(frame["icmp_type"] >= 0) & (frame["q_sport"] == port)
+        quoted = frame[(frame["icmp_type"] >= 0) & frame["q_sport"].isin(ports)
                        & (frame["q_seq"] >= 0)]
         if not quoted.empty:
             return correlate.FlowKey(int(quoted["q_seq"].iloc[0]))

@@ -31,7 +31,7 @@ from typing import Any
 from netprobe.agents.backend import AgentBackend
 from netprobe.agents.spec import AgentResult
 from netprobe.core import rules, wire
-from netprobe.core.model import CallTarget, Finding, ReplayResult, TraceResult
+from netprobe.core.model import CallTarget, Finding, ProxyMode, ReplayResult, TraceResult
 from netprobe.core.settings import Timeouts
 from netprobe.replay.probe import service_missing
 from netprobe.trace import checks, correlate, discovery, hops, plan, run
@@ -122,7 +122,7 @@ def correlate_probe(agents: run.AgentRun, saved: Saved, frames: Frames, index: i
     pcap = saved.replays[index]
     key = None
     if replayed.captures[index] and replay.local_address:
-        key = correlate.flow_key(frames.get(pcap), int(replay.local_address[1]))
+        key = correlate.flow_key(frames.get(pcap), replay.client_ports)
     cp = _sighting(replayed, pcap, key, frames)
     worker_result = agents.captures.get(node or "")
     if worker_result is not None:
@@ -149,7 +149,7 @@ def _node_ip(endpoint: EndpointInfo) -> str | None:
 
 
 def path_facts(path: CallPath, endpoint: EndpointInfo | None, vantage: str | None,
-               managed: bool) -> hops.PathFacts:
+               managed: bool, proxy_mode: ProxyMode | None = None) -> hops.PathFacts:
     """What the hops need to know about PATH to ENDPOINT, replayed from VANTAGE."""
     return hops.PathFacts(
         apiserver_node=vantage, managed=managed,
@@ -161,18 +161,31 @@ def path_facts(path: CallPath, endpoint: EndpointInfo | None, vantage: str | Non
         pod=endpoint.pod if endpoint else None,
         pod_in_node_netns=bool(endpoint and (endpoint.host_network
                                              or endpoint.ip == _node_ip(endpoint))),
-        service_exists=bool(path.url) or path.service is not None)
+        service_exists=bool(path.url) or path.service is not None, proxy_mode=proxy_mode)
+
+
+IPVS_INTERFACE = "kube-ipvs0"
+"""The dummy link kube-proxy's IPVS mode holds every ClusterIP on."""
+
+
+def _proxy_mode(proxy: discovery.KubeProxy, replayed: AgentResult) -> ProxyMode | None:
+    """kube-proxy's mode on the replaying node: kube-ipvs0 there means IPVS, whatever the
+    ConfigMap says; else the ConfigMap's mode."""
+    if IPVS_INTERFACE in replayed.interfaces.values():
+        return ProxyMode.IPVS
+    return proxy.mode
 
 
 def _endpoint_result(path: CallPath, agents: run.AgentRun, agent_plan: plan.AgentPlan,
                      index: int, saved: Saved, frames: Frames, findings: tuple[Finding, ...],
-                     keep: bool) -> TraceResult:
+                     keep: bool, proxy: discovery.KubeProxy) -> TraceResult:
     probe = agent_plan.probes[index]
     endpoint = probe.endpoint
     node = endpoint.node if endpoint else None
     replay = wire.replay_from_json(agents.replay.replays[index])
     seen = correlate_probe(agents, saved, frames, index, replay, node)                   # 5
-    facts = path_facts(path, endpoint, agent_plan.vantage, agent_plan.managed)
+    facts = path_facts(path, endpoint, agent_plan.vantage, agent_plan.managed,
+                       _proxy_mode(proxy, agents.replay))
     path_hops = hops.build_hops(facts, replay, seen.control_plane, seen.worker)          # 6
     blame = hops.culprit(path_hops, facts)
     verdict = rules.refine(replay.verdict, blame.hop if blame else None,                 # 7
@@ -221,8 +234,9 @@ def trace_path(kind: TargetKind, path: CallPath, objects: list[Obj], backend: Ag
     agents = run.run(backend, agent_plan, options.agent_start_timeout, progress)          # 3
     with tempfile.TemporaryDirectory(prefix="netprobe-trace-") as scratch:
         saved = save(agents, options.pcap_dir or Path(scratch))                          # 4
+        proxy = discovery.kube_proxy(objects)
         return [_endpoint_result(path, agents, agent_plan, index, saved, frames, findings,
-                                 keep=options.pcap_dir is not None)
+                                 keep=options.pcap_dir is not None, proxy=proxy)
                 for index in range(len(agent_plan.probes))]
 
 

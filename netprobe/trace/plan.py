@@ -57,11 +57,18 @@ def probes(path: CallPath, base: CallTarget) -> list[Probe]:
     if path.url:
         return [Probe(None, base)]
     ready = [e for e in path.endpoints if e.ready and e.port]
-    if len(ready) <= 1:
-        return [Probe(ready[0] if ready else None, base)]
+    if len(ready) <= 1:  # through the ClusterIP: the node's NAT picks among the ready ones
+        return [Probe(ready[0] if ready else None,
+                      dataclasses.replace(base, endpoints=tuple(_address(e) for e in ready)))]
     # Several endpoints: call each directly, the way kube-proxy would have sent it.
     return [Probe(e, dataclasses.replace(base, resolve_ip=e.ip, connect_port=e.port,
-                                         apiserver_ip=path.cluster_ip)) for e in ready]
+                                         apiserver_ip=path.cluster_ip,
+                                         endpoints=(_address(e),))) for e in ready]
+
+
+def _address(endpoint: EndpointInfo) -> str:
+    return f"[{endpoint.ip}]:{endpoint.port}" if ":" in endpoint.ip else \
+        f"{endpoint.ip}:{endpoint.port}"
 
 
 def vantage(path: CallPath, nodes: dict[str, NodeInfo], backend: AgentBackend,

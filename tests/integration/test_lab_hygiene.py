@@ -59,7 +59,10 @@ def test_up_is_idempotent_and_refuses_another_scenario() -> None:
         other = run_cli("lab", "up", "no-route", check=False)
         assert other.returncode == 2
         assert other.stderr.strip().splitlines() == [
-            "netprobe: error: a lab is already up (scenario ok); run 'netprobe lab down' first"]
+            "netprobe: error: a lab is already up (scenario ok, iptables mode); run 'netprobe lab "
+            "down' first"]
+        other_mode = run_cli("lab", "up", "ok", "--proxy-mode", "nftables", check=False)
+        assert other_mode.returncode == 2 and "already up" in other_mode.stderr
         status = run_cli("lab", "status", "-o", "json")
         assert '"healthy": true' in status.stdout
     finally:

@@ -45,6 +45,7 @@ RESOURCES = {  # kind: (kmock resource, namespaced)
     "Secret": ("v1/secrets", True),
     "Namespace": ("v1/namespaces", False),
     "Deployment": ("apps/v1/deployments", True),
+    "ConfigMap": ("v1/configmaps", True),
 }
 SSAR = kmock.resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews")
 PODS = kmock.resource("", "v1", "pods")

@@ -10,9 +10,11 @@ import kubernetes_validate
 import pytest
 
 from netprobe.core import errors
+from netprobe.core.model import ProxyMode
 from netprobe.k8s.client import Api
 from netprobe.k8s.source import LiveSource
 from netprobe.lab import objects, pki, scenarios
+from netprobe.trace import discovery
 
 from .conftest import Cluster, b64, status
 
@@ -189,3 +191,32 @@ def test_an_unreachable_server_is_a_retryable_error() -> None:
     assert type(caught.value) is errors.K8sError
     assert (caught.value.reason, caught.value.exit_code, caught.value.retryable) == \
         ("ECONNREFUSED", 3, True)
+
+
+def test_kube_proxys_mode_is_read_from_its_config_map(api: Api, served: list[dict]) -> None:
+    objects = LiveSource(api).objects()
+    [config_map] = [o for o in objects if o["kind"] == "ConfigMap"]
+    assert (config_map["metadata"]["namespace"], config_map["metadata"]["name"]) == \
+        ("kube-system", "kube-proxy")
+    proxy = discovery.kube_proxy(objects)
+    assert (proxy.mode, proxy.cluster_cidr) == (ProxyMode.IPTABLES, "10.244.0.0/16")
+
+
+def test_an_unreadable_kube_proxy_config_is_noted(cluster: Cluster, api: Api,
+                                                  served: list[dict]) -> None:
+    message = ('configmaps "kube-proxy" is forbidden: User "alice" cannot get resource '
+               '"configmaps" in API group "" in the namespace "kube-system"')
+    cluster.emulator["get", kmock.resource("", "v1", "configmaps")] << 403 << \
+        status(403, "Forbidden", message)
+    source = LiveSource(api)
+    objects = source.objects()
+    assert "ConfigMap" not in _kinds(objects) and "Pod" in _kinds(objects)
+    assert any(note.startswith("skipped ConfigMap kube-system/kube-proxy: not readable")
+               and "mode is unknown" in note for note in source.notes)
+    assert discovery.kube_proxy(objects).mode is None
+
+
+def test_no_kube_proxy_config_is_no_mode(cluster: Cluster, api: Api) -> None:
+    source = LiveSource(api)
+    assert [o for o in source.objects() if o["kind"] == "ConfigMap"] == []
+    assert source.notes == []

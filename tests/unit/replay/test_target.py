@@ -55,3 +55,15 @@ def test_ca_bundle_file_errors(tmp_path: Path) -> None:
     junk.write_text("hello")
     with pytest.raises(errors.UsageError, match="no certificate|not a PEM"):
         target.read_ca_bundle(junk)
+
+
+def test_the_replay_filter_follows_the_call_past_the_nodes_nat() -> None:
+    """Never the local port alone: kube-proxy's masquerade changes it on the wire."""
+    from netprobe.capture import filters
+
+    bpf = filters.call_filter(40123, [("10.96.20.99", 443), ("10.244.1.5", 10250)])
+    assert "port 40123" in bpf
+    assert "(host 10.244.1.5 and port 10250)" in bpf and "(host 10.96.20.99 and port 443)" in bpf
+    assert "icmp[28:2]" not in bpf  # ICMP errors quote the flow after NAT: all are kept
+    blind = filters.call_filter(40123, [("10.96.20.99", 443)], endpoints_known=False)
+    assert blind.startswith(f"{filters.EVERY_TCP} or ")

@@ -126,7 +126,7 @@ def test_isn_follows_the_flow_through_dnat(tmp_path: Path) -> None:
         _pkt("10.0.0.10", "10.244.1.5", 40000, 10250, "S", 777, ifindex=2, t=0.001, tsval=55),
         _pkt("10.0.0.10", "10.244.1.5", 40000, 10250, "S", 777, ifindex=5, t=0.002, tsval=55),
         _pkt("10.244.1.5", "10.0.0.10", 10250, 40000, "RA", 0, ack=778, ifindex=5, t=0.003)])
-    key = correlate.flow_key(analysis.read(cp), 40000)
+    key = correlate.flow_key(analysis.read(cp), [40000])
     assert key == correlate.FlowKey(777, 55)
     seen = correlate.sight(analysis.read(worker), {"2": "eth0", "5": "veth9"}, key)
     assert seen.syn_interfaces == ("eth0", "veth9")
