@@ -24,7 +24,7 @@ import numpy as np
 from netprobe.analysis import addresses
 from netprobe.analysis.load import load
 from netprobe.core.model import IcmpInfo, PacketSummary, RstInfo
-from netprobe.core.packets import ACK, RST, SYN
+from netprobe.core.packets import ACK, RST, SYN, join_address
 
 TLS_HANDSHAKE_CLIENT_HELLO, TLS_HANDSHAKE_SERVER_HELLO = 1, 2
 DIALLED_SLACK = 0.05
@@ -156,7 +156,7 @@ def _tcp(tally: _Tally, row: dict[str, Any]) -> None:
         if iface != "lo":
             tally.left_host = True
             tally.wire_destination = row["dst"]
-            tally.wire_source = _address(row["src"], row["sport"])
+            tally.wire_source = join_address(row["src"], row["sport"])
     elif flags & SYN and flags & ACK and not outbound:
         tally.synack.append((row["src"], row["ttl"]))
     if flags & RST:
@@ -189,10 +189,6 @@ def _icmp(tally: _Tally, row: dict[str, Any]) -> None:
     if row["q_sport"] not in tally.ports:
         return
     tally.icmp.append(IcmpInfo(row["src"], row["icmp_type"], row["icmp_code"], row["time"]))
-
-
-def _address(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def _freeze(tally: _Tally, first: float | None, last: float | None) -> PacketSummary:

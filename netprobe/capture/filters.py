@@ -20,12 +20,6 @@ EVERY_TCP = "tcp"
 for the call's few seconds, and the reader picks the call's packets out."""
 
 
-def split_address(address: str) -> tuple[str, int]:
-    """`IP:PORT` or `[IPv6]:PORT` -> (IP, PORT)."""
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
 def _hosts(peers: list[tuple[str, int]]) -> str:
     return " or ".join(f"(host {ip} and port {port})" for ip, port in peers)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from netprobe.core.packets import split_address
 from netprobe.core.settings import DEFAULT_TIMEOUT_SECONDS
 from netprobe.core.verdicts import VerdictClass
 
@@ -308,7 +309,7 @@ class ReplayResult:
         for address in (self.wire.source if self.wire else None,
                         self.packets.wire_source if self.packets else None):
             if address:
-                ports.add(int(address.rpartition(":")[2]))
+                ports.add(split_address(address)[1])
         return frozenset(ports)
 
     @property

@@ -30,6 +30,7 @@ from netprobe.core.model import (
     Status,
     WireTuple,
 )
+from netprobe.core.packets import join_address, split_address
 from netprobe.core.settings import Timeouts
 from netprobe.host import conntrack, nsenter
 from netprobe.replay import apiserver, call, sockets
@@ -90,7 +91,7 @@ def _peers(target: CallTarget,
            dialed: tuple[str, int] | None = None) -> list[tuple[str, int]]:
     """Every (address, port) the call can have on the server's side: the address dialled
     (before DNAT) and each endpoint the Service's NAT may send it to."""
-    peers = [filters.split_address(endpoint) for endpoint in target.endpoints]
+    peers = [split_address(endpoint) for endpoint in target.endpoints]
     if target.resolve_ip:
         peers.append((target.resolve_ip, target.connect_port or target.port))
     if dialed is not None:
@@ -111,17 +112,13 @@ def _translated(outcome: call.CallOutcome, netns: str | None) -> WireTuple | Non
     nat = conntrack.translated(netns, outcome.local, outcome.dialed)
     if nat is None:
         return None
-    return WireTuple(_address(*nat.source), _address(*nat.destination))
-
-
-def _address(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    return WireTuple(join_address(*nat.source), join_address(*nat.destination))
 
 
 def _client_ports(outcome: call.CallOutcome, nat: WireTuple | None) -> frozenset[int]:
     ports = {int(outcome.local[1])} if outcome.local else set()
     if nat is not None:
-        ports.add(filters.split_address(nat.source)[1])
+        ports.add(split_address(nat.source)[1])
     return frozenset(ports)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from netprobe.core.packets import ACK, RST, SYN
+from netprobe.core.packets import ACK, RST, SYN, join_address
 
 MASK32 = 0xFFFFFFFF
 
@@ -105,16 +105,12 @@ def sight(frame: Any, ifnames: dict[str, str], key: FlowKey, *,
         server_payload=server)
 
 
-def _endpoint(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
 def _addresses(syn: Any) -> str:
     if syn.empty:
         return ""
     first = syn.sort_values("time", kind="stable").iloc[0]
-    return (f"{_endpoint(str(first['src']), int(first['sport']))} -> "
-            f"{_endpoint(str(first['dst']), int(first['dport']))}")
+    return (f"{join_address(str(first['src']), int(first['sport']))} -> "
+            f"{join_address(str(first['dst']), int(first['dport']))}")
 
 
 def _order(rows: Any, ifnames: dict[str, str]) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netprobe.core.model import Culprit, Hop, HopStatus, Phase, ProxyMode, ReplayResult, Status
+from netprobe.core.packets import join_address
 from netprobe.core.verdicts import VerdictClass
 from netprobe.trace.correlate import Sighting
 
@@ -50,8 +51,7 @@ REJECTS = {ProxyMode.IPTABLES: "kube-proxy's REJECT (filter KUBE-SERVICES \"has 
 def _endpoint(address: tuple[str, int] | None) -> str:
     if address is None:
         return "?"
-    ip, port = address
-    return f"[{ip}]:{port}" if ":" in str(ip) else f"{ip}:{port}"
+    return join_address(str(address[0]), int(address[1]))
 
 
 def _before_nat(replay: ReplayResult) -> str:

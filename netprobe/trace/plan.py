@@ -21,6 +21,7 @@ from netprobe.agents.spec import AgentSpec
 from netprobe.capture import filters
 from netprobe.core import errors
 from netprobe.core.model import CallTarget
+from netprobe.core.packets import join_address
 from netprobe.core.settings import Timeouts
 from netprobe.trace.discovery import CallPath, EndpointInfo, NodeInfo
 
@@ -58,17 +59,14 @@ def probes(path: CallPath, base: CallTarget) -> list[Probe]:
         return [Probe(None, base)]
     ready = [e for e in path.endpoints if e.ready and e.port]
     if len(ready) <= 1:  # through the ClusterIP: the node's NAT picks among the ready ones
+        endpoints = tuple(join_address(e.ip, e.port) for e in ready)
         return [Probe(ready[0] if ready else None,
-                      dataclasses.replace(base, endpoints=tuple(_address(e) for e in ready)))]
+                      dataclasses.replace(base, endpoints=endpoints))]
     # Several endpoints: call each directly, the way kube-proxy would have sent it.
     return [Probe(e, dataclasses.replace(base, resolve_ip=e.ip, connect_port=e.port,
                                          apiserver_ip=path.cluster_ip,
-                                         endpoints=(_address(e),))) for e in ready]
+                                         endpoints=(join_address(e.ip, e.port),))) for e in ready]
 
-
-def _address(endpoint: EndpointInfo) -> str:
-    return f"[{endpoint.ip}]:{endpoint.port}" if ":" in endpoint.ip else \
-        f"{endpoint.ip}:{endpoint.port}"
 
 
 def vantage(path: CallPath, nodes: dict[str, NodeInfo], backend: AgentBackend,
