@@ -40,25 +40,24 @@ class PathFacts:
     """kube-proxy's mode on the replaying node (its ConfigMap, or kube-ipvs0 seen there)."""
 
 
-NAT_NAMES = {ProxyMode.IPTABLES: "kube-proxy iptables DNAT",
-             ProxyMode.NFTABLES: "kube-proxy nftables DNAT",
-             ProxyMode.IPVS: "kube-proxy IPVS virtual server"}
-REJECTS = {ProxyMode.IPTABLES: "kube-proxy's REJECT (filter KUBE-SERVICES \"has no endpoints\")",
-           ProxyMode.NFTABLES: "kube-proxy's reject-chain (map no-endpoint-services)",
-           ProxyMode.IPVS: "kube-proxy's REJECT for a virtual server without real servers"}
-
-
-def _endpoint(address: tuple[str, int] | None) -> str:
-    if address is None:
-        return "?"
-    return join_address(str(address[0]), int(address[1]))
+NAT_NAMES: dict[ProxyMode | None, str] = {
+    None: "kube-proxy NAT",
+    ProxyMode.IPTABLES: "kube-proxy iptables DNAT",
+    ProxyMode.NFTABLES: "kube-proxy nftables DNAT",
+    ProxyMode.IPVS: "kube-proxy IPVS virtual server"}
+REJECTS: dict[ProxyMode | None, str] = {
+    None: "kube-proxy's REJECT",
+    ProxyMode.IPTABLES: "kube-proxy's REJECT (filter KUBE-SERVICES \"has no endpoints\")",
+    ProxyMode.NFTABLES: "kube-proxy's reject-chain (map no-endpoint-services)",
+    ProxyMode.IPVS: "kube-proxy's REJECT for a virtual server without real servers"}
 
 
 def _before_nat(replay: ReplayResult) -> str:
     """The call as the apiserver's socket makes it: local -> dialled."""
     if replay.local_address is None or replay.dialed is None:
         return ""
-    return f"{_endpoint(replay.local_address)} -> {_endpoint(replay.dialed)}"
+    return (f"{join_address(*replay.local_address)} -> "
+            f"{join_address(*replay.dialed)}")
 
 
 def _after_nat(replay: ReplayResult, cp: Sighting) -> str:
@@ -73,17 +72,15 @@ def _skip(hop_id: str, label: str, node: str | None = None) -> Hop:
 
 
 def _service_hop(facts: PathFacts, replay: ReplayResult, cp: Sighting) -> Hop:
-    nat = NAT_NAMES.get(facts.proxy_mode, "kube-proxy NAT") if facts.proxy_mode else \
-        "kube-proxy NAT"
-    label = f"Service {facts.service} ({nat} on {facts.apiserver_node or 'the node'})"
+    where = facts.apiserver_node or "the node"
+    label = f"Service {facts.service} ({NAT_NAMES[facts.proxy_mode]} on {where})"
     if not facts.service_exists:
         return Hop("service", label, HopStatus.FAILED, facts.apiserver_node,
                    detail=f"no Service {facts.service}: the apiserver's service resolver fails")
     if replay.verdict.cls is VerdictClass.NO_ENDPOINTS:
-        reject = REJECTS.get(facts.proxy_mode, "kube-proxy's REJECT") if facts.proxy_mode \
-            else "kube-proxy's REJECT"
         return Hop("service", label, HopStatus.REFUSED, facts.apiserver_node,
-                   detail=f"{reject}: no ready endpoint; the SYN never left the node",
+                   detail=f"{REJECTS[facts.proxy_mode]}: no ready endpoint; the SYN never "
+                   "left the node",
                    addresses=_before_nat(replay))
     return Hop("service", label, HopStatus.OK, facts.apiserver_node,
                detail=_nat_detail(facts, replay, cp), addresses=_after_nat(replay, cp))

@@ -94,14 +94,18 @@ def config(plan: Plan) -> ProxyConfig:
                        node_ips=tuple(node.ip for node in plan.nodes))
 
 
+def _firewall(plan: Plan, netns: str) -> list[str]:
+    """The scenario's own filter rules in NETNS, as iptables-restore lines."""
+    return [f"-A {rule.chain} {rule.rule}" for rule in plan.firewall if rule.netns == netns]
+
+
 def firewall_rules(plan: Plan, netns: str) -> str | None:
     """iptables-restore input of the scenario's own firewall rules in NETNS, or None."""
-    firewall = [rule for rule in plan.firewall if rule.netns == netns]
+    firewall = _firewall(plan, netns)
     if not firewall:
         return None
     lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"]
-    lines += [f"-A {rule.chain} {rule.rule}" for rule in firewall]
-    return "\n".join(lines + ["COMMIT"]) + "\n"
+    return "\n".join(lines + firewall + ["COMMIT"]) + "\n"
 
 
 def node_rules(plan: Plan, netns: str) -> NodeRules:
@@ -111,5 +115,5 @@ def node_rules(plan: Plan, netns: str) -> NodeRules:
     if plan.proxy_mode is ProxyMode.NFTABLES:
         return NodeRules(firewall_rules(plan, netns),
                          nftables.script(services(plan), config(plan)))
-    extra = [f"-A {rule.chain} {rule.rule}" for rule in plan.firewall if rule.netns == netns]
-    return NodeRules(iptables.restore_text(services(plan), config(plan), extra), None)
+    return NodeRules(iptables.restore_text(services(plan), config(plan), _firewall(plan, netns)),
+                     None)
