@@ -1,6 +1,6 @@
 """Replay verdict wall time per lab scenario, default (early) mode, median of N. Needs root.
 
-Usage: sudo .venv/bin/python bench/bench_replay.py [--runs 5] [SCENARIO...]
+Usage: sudo .venv/bin/python bench/bench_replay.py [--runs 5] [--proxy-mode all] [SCENARIO...]
 Goal: every scenario's verdict in <= 3.5 s wall time (the whole `netprobe replay`
 process, interpreter start included), median of 5.
 """
@@ -11,6 +11,7 @@ import sys
 
 from timing import median_run, scenario_args  # bench/timing.py (the script's folder is on sys.path)
 
+from netprobe.core.model import ProxyMode
 from netprobe.lab import lifecycle
 
 GOAL = 3.5
@@ -25,23 +26,25 @@ def _command(plan, ca_bundle: str) -> list[str]:
     return args
 
 
-def measure(name: str, runs: int) -> float:
-    state, _ = lifecycle.up(name)
+def measure(name: str, runs: int, mode: str) -> float:
+    state, _ = lifecycle.up(name, ProxyMode(mode))
     command = _command(lifecycle.plan_of(state), str(state.ca_bundle))
     try:
-        return median_run(command, runs, f"{name}: replay")
+        return median_run(command, runs, f"{name} ({mode}): replay")
     finally:
         lifecycle.down()
 
 
 def main() -> None:
     args = scenario_args(__doc__ or "")
-    print(f"{'scenario':<24} {'verdict (s)':>11}   median of {args.runs}, whole process")
+    print(f"{'scenario':<26} {'mode':<9} {'verdict (s)':>11}   median of {args.runs}, "
+          "whole process")
     worst = 0.0
-    for name in args.scenarios:
-        took = measure(name, args.runs)
-        worst = max(worst, took)
-        print(f"{name:<24} {took:>11.2f}")
+    for mode in args.modes:
+        for name in args.scenarios:
+            took = measure(name, args.runs, mode)
+            worst = max(worst, took)
+            print(f"{name:<26} {mode:<9} {took:>11.2f}")
     print(f"worst: {worst:.2f} s (goal {GOAL}): goal {'met' if worst <= GOAL else 'MISSED'}")
 
 

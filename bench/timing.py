@@ -10,13 +10,17 @@ import time
 
 
 def scenario_args(doc: str) -> argparse.Namespace:
-    """`--runs N` and the lab scenarios to measure (default: all), after resetting the lab."""
+    """`--runs N`, `--proxy-mode` and the lab scenarios to measure (default: all), after
+    resetting the lab. `args.modes` holds the proxy modes to measure."""
     from netprobe.lab import lifecycle, scenarios
 
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--proxy-mode", choices=["iptables", "nftables", "all"],
+                        default="iptables", help="kube-proxy's mode in the lab (all: each)")
     parser.add_argument("scenarios", nargs="*", default=list(scenarios.NAMES))
     args = parser.parse_args()
+    args.modes = (["iptables", "nftables"] if args.proxy_mode == "all" else [args.proxy_mode])
     lifecycle.down()
     return args
 

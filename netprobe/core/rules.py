@@ -363,6 +363,12 @@ def _refused(ev: Evidence) -> bool:
     return ev.failure is Failure.REFUSED
 
 
+def _syn_sent(ev: Evidence) -> bool:
+    """The SYN was captured after the node's rules: on the wire, or over `lo` to a local
+    endpoint (a hostNetwork pod on this node); kube-proxy's REJECT leaves no SYN at all."""
+    return bool(ev.packets and (ev.packets.left_host or ev.packets.syn > 0))
+
+
 def _answered_or_left(ev: Evidence) -> bool:
     """A reset came back, or the SYN was seen leaving the host."""
     return _inbound_rst(ev) is not None or bool(ev.packets and ev.packets.left_host)
@@ -384,9 +390,9 @@ RULES: tuple[Rule, ...] = (
          replay=ReplayTest(_failed_as(Failure.NO_ROUTE, Failure.NET_UNREACHABLE), _no_route),
          flows=FlowTest(lambda f: _icmp(f, False), V.NO_ROUTE,
                         "ICMP unreachable quoting the SYN")),
-    Rule("refused, nothing left the host",
+    Rule("refused, no SYN went past the node's rules",
          replay=ReplayTest(lambda ev: _refused(ev) and ev.packets is not None
-                           and not ev.packets.left_host, _no_endpoints)),
+                           and not _syn_sent(ev), _no_endpoints)),
     Rule("refused by a forged reset",
          replay=ReplayTest(lambda ev: _refused(ev) and _rst_forged(ev), _refused_by_middlebox)),
     Rule("refused by the destination",

@@ -177,6 +177,9 @@ def pod_object(plan: Plan, pod: Pod, created: str) -> Obj:
                                   "uid": _uid("rs", "cert-manager-webhook-6c9f8d7b5"),
                                   "controller": True, "blockOwnerDeletion": True}])
     spec = dict(_pod_spec(plan, pod), nodeName=pod.node)
+    if node.control_plane:  # scheduled there only because the Deployment tolerates the taint
+        spec["tolerations"] = [{"key": "node-role.kubernetes.io/control-plane",
+                                "operator": "Exists", "effect": "NoSchedule"}]
     status = {
         "phase": "Running", "podIP": pod.ip, "podIPs": [{"ip": pod.ip}],
         "hostIP": node.ip, "hostIPs": [{"ip": node.ip}], "qosClass": "BestEffort",

@@ -241,6 +241,31 @@ def _hostnetwork_10260() -> Plan:
     return replace(plan, pods=(pod,))
 
 
+def _pod_on_control_plane() -> Plan:
+    # Single-node and small clusters (kind, kubeadm with the taint tolerated): the
+    # apiserver's call never leaves the node, it goes through the node's bridge.
+    plan = base_plan("pod-on-control-plane")
+    return replace(plan, pods=(_webhook_pod(plan.control_plane, ip="10.244.0.5"),))
+
+
+def _hostnetwork_control_plane() -> Plan:
+    # A hostNetwork webhook on the control-plane node: DNAT to the node's own
+    # address, so the call is delivered locally, over `lo`.
+    plan = base_plan("hostnetwork-control-plane")
+    cp = plan.control_plane
+    pod = _webhook_pod(cp, ip=cp.ip, host_network=True, container_port=10260,
+                       listeners=_webhook_listeners(port=10260))
+    return replace(plan, pods=(pod,))
+
+
+def _split_endpoints() -> Plan:
+    # Two replicas, one on the control-plane node and one on a worker: one call stays
+    # on the node, the other crosses the provider network.
+    plan = base_plan("split-endpoints")
+    local = _webhook_pod(plan.control_plane, ip="10.244.0.7", suffix="c4v8d")
+    return replace(plan, pods=(local, *plan.pods))
+
+
 def _service_not_found() -> Plan:
     return replace(base_plan("service-not-found"),
                    webhook=Webhook(configured_service_name="cert-manager-webhooks"))
@@ -301,6 +326,15 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("hostnetwork-10260",
              "fix for eks-custom-cni: hostNetwork webhook on securePort 10260",
              "ok", "ok", _hostnetwork_10260),
+    Scenario("pod-on-control-plane",
+             "healthy webhook on the control-plane node: the call stays on the node's bridge",
+             "ok", "ok", _pod_on_control_plane),
+    Scenario("hostnetwork-control-plane",
+             "healthy hostNetwork webhook on the control-plane node: DNAT to itself, over lo",
+             "ok", "ok", _hostnetwork_control_plane),
+    Scenario("split-endpoints",
+             "healthy webhook, one replica on the control-plane node and one on a worker",
+             "ok", "ok", _split_endpoints),
     Scenario("gke-port-443",
              "fix for io-timeout: containerPort 443 passes the GKE firewall",
              "ok", "ok", _gke_port_443),

@@ -84,7 +84,8 @@ def local_addresses(netns: str | None) -> dict[int, str]:
 
 
 def on_link(netns: str | None, address: str) -> bool | None:
-    """True if ADDRESS is on a directly connected network of NETNS (no gateway).
+    """True if ADDRESS is zero hops away from NETNS: on a directly connected network (no
+    gateway), or one of its own addresses (a hostNetwork endpoint on this node).
 
     None when the route cannot be read.
     """
@@ -97,4 +98,4 @@ def on_link(netns: str | None, address: str) -> bool | None:
         return None
     if done.returncode != 0:
         return None
-    return " via " not in f" {done.stdout} " and not done.stdout.startswith("local ")
+    return " via " not in f" {done.stdout} "

@@ -21,14 +21,22 @@ class Frames:
     """Decoded captures by path; each file is decoded the first time it is asked for."""
 
     def __init__(self) -> None:
-        self._tables: dict[Path, pd.DataFrame] = {}
+        self._tables: dict[tuple[Path, int, int, int], pd.DataFrame] = {}
         self.decoded = 0
         """How many files were decoded (each once)."""
 
     def get(self, path: str | Path) -> pd.DataFrame:
-        """The `netprobe.analysis.read` table of PATH. Raises: as `analysis.read`."""
-        key = Path(path).resolve()
+        """The `netprobe.analysis.read` table of PATH. Raises: as `analysis.read`.
+
+        A file written again since (another inode, size or time) is decoded again.
+        """
+        resolved = Path(path).resolve()
+        try:
+            stat = resolved.stat()
+            key = (resolved, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            key = (resolved, -1, -1, -1)
         if key not in self._tables:
-            self._tables[key] = analysis.read(key)
+            self._tables[key] = analysis.read(resolved)
             self.decoded += 1
         return self._tables[key]

@@ -39,6 +39,19 @@ class PathFacts:
     proxy_mode: ProxyMode | None = None
     """kube-proxy's mode on the replaying node (its ConfigMap, or kube-ipvs0 seen there)."""
 
+    @property
+    def local(self) -> bool:
+        """The endpoint is on the replaying node: the call never leaves it."""
+        return self.endpoint_node is not None and self.endpoint_node == self.apiserver_node
+
+    @property
+    def endpoint_hop(self) -> tuple[str, str]:
+        """(id, label) of the hop that delivers the SYN: the pod's veth, or the node's socket."""
+        node = self.endpoint_node
+        if self.pod_in_node_netns:
+            return "host-socket", f"{node} host socket"
+        return "pod-veth", f"pod {self.pod} veth"
+
 
 NAT_NAMES: dict[ProxyMode | None, str] = {
     None: "kube-proxy NAT",
@@ -120,12 +133,36 @@ def _cp_egress(facts: PathFacts, cp: Sighting) -> Hop:
                addresses=cp.addresses)
 
 
+def _local_hops(facts: PathFacts, cp: Sighting, replay: ReplayResult) -> list[Hop]:
+    """The endpoint is on the replaying node: after the NAT the SYN goes through the node's
+    pod network (its bridge, then the pod's veth) or, to a hostNetwork pod, over `lo`."""
+    node = facts.endpoint_node
+    hop_id, label = facts.endpoint_hop
+    if not cp.observed:
+        return [Hop(hop_id, label, HopStatus.UNOBSERVABLE, node)]
+    crossed = ", ".join(cp.syn_interfaces)
+    delivered = facts.pod_in_node_netns or len(cp.syn_interfaces) > 1 or _connected(replay)
+    if cp.seen and delivered:
+        extra = f", {cp.syn_count - 1} retransmissions" if cp.syn_count > 1 else ""
+        return [Hop(hop_id, label, HopStatus.OK, node, cp.syn_interfaces[-1],
+                    detail=f"SYN delivered on the node itself (through {crossed}){extra}",
+                    addresses=cp.addresses)]
+    if cp.seen:
+        return [Hop(hop_id, label, HopStatus.DROPPED, node, cp.syn_interfaces[0],
+                    detail=f"the SYN went out {crossed} but never reached the pod's veth",
+                    addresses=cp.addresses)]
+    if _connected(replay):
+        return [Hop(hop_id, label, HopStatus.UNOBSERVABLE, node,
+                    detail=f"connected, but {node}'s capture did not see the SYN")]
+    return [Hop(hop_id, label, HopStatus.NOT_SEEN, node,
+                detail="the SYN never left the node's NAT")]
+
+
 def _worker_hops(facts: PathFacts, cp: Sighting, worker: Sighting,
                  replay: ReplayResult) -> list[Hop]:
     node = facts.endpoint_node
     ingress = f"{node} ingress"
-    pod_label = f"pod {facts.pod} veth" if not facts.pod_in_node_netns else f"{node} host socket"
-    pod_id = "pod-veth" if not facts.pod_in_node_netns else "host-socket"
+    pod_id, pod_label = facts.endpoint_hop
     if not worker.observed:
         return [Hop("network", "provider network", HopStatus.UNOBSERVABLE),
                 Hop("worker-ingress", ingress, HopStatus.UNOBSERVABLE, node),
@@ -191,6 +228,8 @@ def build_hops(facts: PathFacts, replay: ReplayResult, cp: Sighting,
                     facts.apiserver_node, detail=f"POST {replay.target.url}",
                     addresses=_before_nat(replay))
     hops = [apiserver, service := _service_hop(facts, replay, cp)]
+    if facts.local:
+        return hops + _local_path(facts, replay, cp, service)
     if service.status is not HopStatus.OK:
         return hops + [_skip(h, h) for h in ("cp-egress", "network", "worker-ingress",
                                                "pod-veth", "webhook")]
@@ -202,6 +241,18 @@ def build_hops(facts: PathFacts, replay: ReplayResult, cp: Sighting,
     if any(h.status in REFUSING or h.status is HopStatus.NOT_SEEN for h in worker_hops):
         return hops + [_skip("webhook", "webhook")]
     return hops + [_webhook_hop(facts, replay, worker)]
+
+
+def _local_path(facts: PathFacts, replay: ReplayResult, cp: Sighting,
+                service: Hop) -> list[Hop]:
+    """The hops after the Service when the endpoint is on the replaying node."""
+    hop_id = facts.endpoint_hop[0]
+    if service.status is not HopStatus.OK:
+        return [_skip(hop_id, hop_id), _skip("webhook", "webhook")]
+    delivery = _local_hops(facts, cp, replay)
+    if any(h.status in REFUSING or h.status is HopStatus.NOT_SEEN for h in delivery):
+        return delivery + [_skip("webhook", "webhook")]
+    return delivery + [_webhook_hop(facts, replay, cp)]
 
 
 def culprit(hops: list[Hop], facts: PathFacts) -> Culprit | None:

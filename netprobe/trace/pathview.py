@@ -85,12 +85,15 @@ def lanes(result: TraceResult, frames: Sequence[pd.DataFrame], roles: Sequence[s
         kind: dict[int, str] = {}
         order = [] if key is None or frame.empty else \
             list(dict.fromkeys(int(i) for i in _syn_rows(frame, key)["ifindex"]))
-        if order and role == REPLAY:
+        endpoint_hop = "host-socket" if "host-socket" in hops else "pod-veth"
+        if order and role == REPLAY and "cp-egress" not in hops:
+            kind[order[-1]] = endpoint_hop  # the endpoint is on the replaying node
+        elif order and role == REPLAY:
             kind[order[0]] = "cp-egress"
         elif order:
             kind[order[0]] = "worker-ingress"
             if len(order) > 1:
-                kind[order[-1]] = "host-socket" if "host-socket" in hops else "pod-veth"
+                kind[order[-1]] = endpoint_hop
         for ifindex, hop_id in kind.items():
             hop = hops.get(hop_id)
             if hop is not None and hop.interface:

@@ -123,20 +123,23 @@ def correlate_probe(agents: run.AgentRun, saved: Saved, frames: Frames, index: i
     key = None
     if replayed.captures[index] and replay.local_address:
         key = correlate.flow_key(frames.get(pcap), replay.client_ports)
-    cp = _sighting(replayed, pcap, key, frames)
+    local = node == replayed.node
+    # On the replaying node a call to a hostNetwork endpoint is delivered over `lo`.
+    cp = _sighting(replayed, pcap, key, frames, ignore_loopback=not local)
     worker_result = agents.captures.get(node or "")
     if worker_result is not None:
         worker = _sighting(worker_result, saved.nodes.get(node or ""), key, frames)
     else:
-        worker = cp if node == replayed.node else correlate.UNOBSERVED
+        worker = cp if local else correlate.UNOBSERVED
     return Sightings(cp, worker)
 
 
 def _sighting(result: AgentResult, pcap: Path | None, key: correlate.FlowKey | None,
-              frames: Frames) -> correlate.Sighting:
+              frames: Frames, ignore_loopback: bool = True) -> correlate.Sighting:
     if pcap is None or key is None or not any(result.captures):
         return correlate.Sighting()
-    return correlate.sight(frames.get(pcap), result.interfaces, key)
+    return correlate.sight(frames.get(pcap), result.interfaces, key,
+                           ignore_loopback=ignore_loopback)
 
 
 # --- stages 6 and 7: hops and verdict ---------------------------------------------------
@@ -256,10 +259,21 @@ def trace(kind: TargetKind, objects: list[Obj], backend: AgentBackend, *,
     progress = progress or (lambda message: None)
     frames = frames if frames is not None else Frames()
     results: list[TraceResult] = []
-    for path in discover(kind, objects, name, namespace):                                  # 1
+    paths = discover(kind, objects, name, namespace)                                       # 1
+    for path in paths:
         progress(f"tracing {path.configuration} {kind.noun} {path.name}")
-        results += trace_path(kind, path, objects, backend, options, progress, frames)
+        results += trace_path(kind, path, objects, backend, _path_options(options, path, paths),
+                              progress, frames)
     return results
+
+
+def _path_options(options: TraceOptions, path: CallPath, paths: list[CallPath]) -> TraceOptions:
+    """OPTIONS for one of PATHS: with several, each keeps its captures in its own folder
+    (`--pcap-dir DIR/CONFIGURATION--NAME`), so one call's files never overwrite another's."""
+    if options.pcap_dir is None or len(paths) == 1:
+        return options
+    folder = _safe(f"{path.configuration}--{path.name}")
+    return dataclasses.replace(options, pcap_dir=options.pcap_dir / folder)
 
 
 def trace_webhooks(objects: list[Obj], backend: AgentBackend, *, name: str | None = None,

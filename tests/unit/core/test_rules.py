@@ -40,6 +40,9 @@ CASES = [
     ("on-link reset is the destination's",
      Evidence(Failure.REFUSED, packets=_rst(64), destination_on_link=True),
      "connection-refused", Phase.TCP, "nothing-listening"),
+    ("local socket resets over lo", Evidence(Failure.REFUSED, packets=PacketSummary(
+        packets=2, syn=1, rst=(RstInfo("10.0.0.10", 64, True, 1.0),)),
+        destination_on_link=True), "connection-refused", Phase.TCP, "nothing-listening"),
     ("refused without capture", Evidence(Failure.REFUSED), "connection-refused", Phase.TCP,
      "refused"),
     ("icmp unreachable", Evidence(Failure.NO_ROUTE, packets=PacketSummary(

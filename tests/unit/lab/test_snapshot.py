@@ -58,3 +58,19 @@ def test_stale_bundle_differs_from_the_ca_secret(pems) -> None:
     assert ca != signer
     ok_ca, ok_signer = pems["ok"]
     assert ok_ca == ok_signer
+
+
+@pytest.mark.parametrize("name", ["pod-on-control-plane", "hostnetwork-control-plane",
+                                  "split-endpoints"])
+def test_a_pod_on_the_control_plane_tolerates_its_taint(pems, name: str) -> None:
+    """The scheduler puts a pod on a node tainted node-role.kubernetes.io/control-plane only
+    if the pod tolerates it; the workers' pods carry no toleration."""
+    ca, signer = pems[name]
+    listing = objects.build_list(scenarios.get(name).build(), ca, signer, 0.0)
+    pods = [item for item in listing["items"] if item["kind"] == "Pod"]
+    on_cp = [pod for pod in pods if pod["spec"]["nodeName"] == "control-plane-1"]
+    assert len(on_cp) == 1
+    assert on_cp[0]["spec"]["tolerations"] == [
+        {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists",
+         "effect": "NoSchedule"}]
+    assert all("tolerations" not in pod["spec"] for pod in pods if pod not in on_cp)

@@ -161,3 +161,48 @@ def test_agent_result_framing_rejects_damage() -> None:
         decode_result(damaged)
     with pytest.raises(errors.AgentError, match="no result"):
         decode_result("nothing here\n")
+
+
+LOCAL = dataclasses.replace(FACTS, endpoint_ip="10.244.0.5", endpoint_node="control-plane-1")
+LOCAL_HOST = dataclasses.replace(LOCAL, endpoint_ip="10.0.0.10", pod_in_node_netns=True)
+BRIDGED = correlate.Sighting(("npbr0", "npv-pod-a"), 1, destination="10.244.0.5")
+
+
+@pytest.mark.parametrize("facts,evidence,cp,culprit,status", [
+    (LOCAL, Evidence(None), BRIDGED, None, HopStatus.OK),
+    (LOCAL_HOST, Evidence(None), correlate.Sighting(("lo",), 1), None, HopStatus.OK),
+    (LOCAL, Evidence(Failure.DIAL_STALL), correlate.Sighting(("npbr0",), 3),
+     "pod-veth", HopStatus.DROPPED),
+    (LOCAL, Evidence(Failure.REFUSED, packets=PacketSummary(syn=1, left_host=True, rst=(
+        RstInfo("10.244.0.5", 64, True, 0.0),)), destination_on_link=True),
+     dataclasses.replace(BRIDGED, resets=(("npv-pod-a", "10.244.0.5", 64),)),
+     "webhook", HopStatus.OK),
+])
+def test_an_endpoint_on_the_replaying_node_has_no_network_hops(facts, evidence, cp, culprit,
+                                                                status) -> None:
+    """Topologies of kube-proxy's issue (#10, item 4): a pod on the control-plane node, or a
+    hostNetwork one there: the SYN never leaves the node, so there is no cp-egress, network
+    or worker-ingress hop; the replay's own capture is the endpoint's."""
+    path = hops.build_hops(facts, _replay(evidence), cp, cp)
+    endpoint_hop = "host-socket" if facts.pod_in_node_netns else "pod-veth"
+    assert [h.id for h in path] == ["apiserver", "service", endpoint_hop, "webhook"]
+    assert path[2].status is status
+    blame = hops.culprit(path, facts)
+    assert (blame.hop if blame else None) == culprit
+    if culprit == "webhook":
+        assert path[3].status is HopStatus.REFUSED
+
+
+def test_a_local_syn_the_capture_never_saw_is_not_seen_and_skips_the_webhook() -> None:
+    path = hops.build_hops(LOCAL, _replay(Evidence(Failure.DIAL_STALL)), correlate.Sighting(),
+                           correlate.Sighting())
+    assert [(h.id, h.status) for h in path[2:]] == [("pod-veth", HopStatus.NOT_SEEN),
+                                                    ("webhook", HopStatus.SKIPPED)]
+
+
+def test_a_local_endpoint_behind_a_rejecting_service_is_skipped() -> None:
+    evidence = Evidence(Failure.REFUSED, packets=PacketSummary(packets=1))
+    path = hops.build_hops(LOCAL, _replay(evidence), correlate.Sighting(), correlate.Sighting())
+    assert path[1].status is HopStatus.REFUSED
+    assert [(h.id, h.status) for h in path[2:]] == [("pod-veth", HopStatus.SKIPPED),
+                                                    ("webhook", HopStatus.SKIPPED)]

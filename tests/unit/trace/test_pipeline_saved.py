@@ -86,3 +86,35 @@ def test_saved_trace_is_reproduced_by_the_pipeline(folder: str, tmp_path: Path) 
         assert frames.decoded == len(files)  # --pcapng read the same tables
     assert [spec.role for spec in backend.started][-1] == "replay"
     assert len(backend.cleaned) == 1
+
+
+def test_each_traced_call_keeps_its_own_captures(tmp_path: Path) -> None:
+    """Both configurations of the lab (validating and mutating) replayed into one --pcap-dir:
+    each call's files go to a folder of its own, none overwrites another's."""
+    saved = json.loads((CAPTURES / "ok" / "trace.json").read_text())
+    results = trace_webhooks(_objects("ok", saved, tmp_path / "pki"),
+                             _recorded(CAPTURES / "ok", saved),
+                             options=TraceOptions(pcap_dir=tmp_path / "pcaps"))
+    folders = {(r.configuration, r.webhook): {Path(c).parent for c in r.captures}
+               for r in results}
+    assert len(folders) == 2 and all(len(f) == 1 for f in folders.values())
+    assert len({f for fs in folders.values() for f in fs}) == 2
+    assert {f.name for fs in folders.values() for f in fs} == {
+        "validating-cert-manager-webhook--webhook.cert-manager.io",
+        "mutating-cert-manager-webhook--webhook.cert-manager.io"}
+    assert all(Path(c).is_file() for r in results for c in r.captures)
+    assert all(h.status.value == "ok" for r in results for h in r.hops)
+
+
+def test_a_capture_written_again_is_decoded_again(tmp_path: Path) -> None:
+    frames = Frames()
+    path = tmp_path / "replay.pcap"
+    first = CAPTURES / "ok" / "worker-1-capture.pcap"
+    second = CAPTURES / "ok" / "control-plane-1-replay-0.pcap"
+    assert first.stat().st_size != second.stat().st_size  # a rewrite the stat can tell
+    path.write_bytes(first.read_bytes())
+    before = len(frames.get(path))
+    assert len(frames.get(path)) == before and frames.decoded == 1
+    path.write_bytes(second.read_bytes())
+    rewritten = frames.get(path)
+    assert len(rewritten) == len(frames.get(second)) != before and frames.decoded == 3
