@@ -152,6 +152,9 @@ def demo(names: tuple[str, ...], verbose: bool, proxy_mode: str) -> None:
     sys.exit(diagnosed(misses > 0))
 
 
+NAME_WIDTH = max(len(name) for name in scenarios.NAMES)
+
+
 def _demo_lines(scenario: scenarios.Scenario, mode: ProxyMode, results: list[TraceResult],
                 took: float, verbose: bool) -> int:
     """One line per distinct outcome (a fan-out's endpoints share one); returns 1 on a miss."""
@@ -168,7 +171,8 @@ def _demo_lines(scenario: scenarios.Scenario, mode: ProxyMode, results: list[Tra
         hit = (cls, cause) == (scenario.verdict, scenario.cause)
         where = (f"at {hop}" + (f" on {node}" if node else "")) if hop else ""
         many = f" ({count} endpoints)" if count > 1 else ""
-        click.echo(f"[{'ok ' if hit else 'MISS'}] {scenario.name:<23} {mode:<8} -> {cls:<23} "
+        click.echo(f"[{'ok ' if hit else 'MISS'}] {scenario.name:<{NAME_WIDTH}} {mode:<8} -> "
+                   f"{cls:<23} "
                    f"{cause:<21} {where}{many}  {took:.2f} s")
     errors_seen = {r.apiserver_error.message for r in results if r.apiserver_error}
     for message in sorted(errors_seen):
