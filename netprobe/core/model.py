@@ -69,6 +69,7 @@ class Failure(enum.Enum):
     HTTP_STATUS = "http status"
     BAD_REVIEW = "bad review"
     NO_SERVICE = "service not found"
+    BAD_CA_BUNDLE = "caBundle not PEM"
     DNS = "dns"
 
 
@@ -280,6 +281,9 @@ class Evidence:
     dialed: tuple[str, int] | None = None
     destination_on_link: bool | None = None
     """Whether the wire destination is on a directly connected network."""
+    system_roots: bool = False
+    """The caBundle is empty: the certificate was verified against the system trust store,
+    as the apiserver's client does then."""
 
 
 @dataclass(frozen=True)

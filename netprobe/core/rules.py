@@ -237,6 +237,18 @@ def _x509(ev: Evidence) -> Verdict:
             f"The served certificate does not name the service: {cert.verify_error}.",
             "Issue the serving certificate for SVC, SVC.NS and SVC.NS.svc, or find which "
             "server answers on the port.")
+    if ev.system_roots:
+        return Verdict(
+            VerdictClass.X509_UNKNOWN_AUTHORITY, Phase.TLS, Cause.EMPTY_CA_BUNDLE,
+            f"The webhook configuration has no caBundle, so the apiserver verified the "
+            f"serving certificate (issued by {cert.issuer}) against its system trust store, "
+            "which does not hold the webhook's private CA. Right after installing "
+            "cert-manager this is the usual state until its CA injector has run.",
+            "Let the CA injector fill it: annotate the configuration with "
+            "cert-manager.io/inject-ca-from: NAMESPACE/CERTIFICATE (or "
+            "inject-ca-from-secret: NAMESPACE/SECRET) and check the cainjector's logs; or "
+            "copy ca.crt of the CA Secret (cert-manager-webhook-ca) into "
+            "clientConfig.caBundle (base64).")
     stale = "possibly because" in (cert.verify_error or "")
     return Verdict(
         VerdictClass.X509_UNKNOWN_AUTHORITY, Phase.TLS,
@@ -279,6 +291,16 @@ def _dns(ev: Evidence) -> Verdict:
         "not DNS: pass --resolve HOST:CLUSTER_IP to replay it, or check that the Service "
         "named in the webhook configuration exists.",
         "Fix clientConfig.service (name, namespace) or create the Service.", early=ev.early)
+
+
+def _bad_ca_bundle(ev: Evidence) -> Verdict:
+    return Verdict(
+        VerdictClass.X509_UNKNOWN_AUTHORITY, Phase.TLS, Cause.INVALID_CA_BUNDLE,
+        "The webhook configuration's caBundle holds no PEM certificate, so the apiserver "
+        f"cannot build the webhook's client and trusts nothing; no packet is sent ({ev.detail}).",
+        "Put the CA's PEM certificate, base64-encoded, in clientConfig.caBundle (ca.crt of the "
+        "CA Secret, e.g. cert-manager-webhook-ca), or let cert-manager's CA injector fill it "
+        "(annotation cert-manager.io/inject-ca-from).")
 
 
 def _no_service(ev: Evidence) -> Verdict:
@@ -382,6 +404,8 @@ V = VerdictClass
 RULES: tuple[Rule, ...] = (
     Rule("call succeeded", replay=ReplayTest(lambda ev: ev.failure is None, _ok)),
     Rule("service missing", replay=ReplayTest(_failed_as(Failure.NO_SERVICE), _no_service)),
+    Rule("caBundle not PEM", replay=ReplayTest(_failed_as(Failure.BAD_CA_BUNDLE),
+                                               _bad_ca_bundle)),
     Rule("name does not resolve", replay=ReplayTest(_failed_as(Failure.DNS), _dns)),
     Rule("refused by ICMP port unreachable",
          flows=FlowTest(lambda f: _icmp(f, True), V.CONNECTION_REFUSED,

@@ -63,6 +63,8 @@ class Cause(enum.StrEnum):
     TLS_ABORTED = "tls-aborted"
     WEBHOOK_HUNG = "webhook-hung"
     STALE_CA_BUNDLE = "stale-ca-bundle"
+    EMPTY_CA_BUNDLE = "empty-ca-bundle"
+    INVALID_CA_BUNDLE = "invalid-ca-bundle"
     UNKNOWN_ISSUER = "unknown-issuer"
     EXPIRED_SERVING_CERT = "expired-serving-cert"
     CLOCK_SKEW = "clock-skew"

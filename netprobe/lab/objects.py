@@ -44,15 +44,15 @@ def _app_labels() -> dict[str, str]:
 
 def _webhook_entry(plan: Plan, ca_bundle: bytes, path: str) -> Obj:
     hook = plan.webhook
+    client: Obj = {"service": {"name": hook.configured_service_name,
+                               "namespace": hook.service_namespace, "path": path,
+                               "port": hook.service_port}}
+    if hook.ca_injected:  # else as cert-manager's chart leaves it until the injector runs
+        client["caBundle"] = base64.b64encode(ca_bundle).decode()
     return {
         "name": "webhook.cert-manager.io",
         "admissionReviewVersions": ["v1"],
-        "clientConfig": {
-            "service": {"name": hook.configured_service_name,
-                        "namespace": hook.service_namespace, "path": path,
-                        "port": hook.service_port},
-            "caBundle": base64.b64encode(ca_bundle).decode(),
-        },
+        "clientConfig": client,
         "failurePolicy": "Fail",
         "matchPolicy": "Equivalent",
         "namespaceSelector": {"matchExpressions": [

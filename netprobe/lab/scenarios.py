@@ -204,6 +204,12 @@ def _cert(scenario: str, cert: ServingCert) -> Callable[[], Plan]:
     return lambda: replace(base_plan(scenario), webhook=Webhook(serving_cert=cert))
 
 
+def _empty_ca_bundle() -> Plan:
+    # Right after `helm install cert-manager`: the configurations carry the
+    # inject-ca-from annotation but cainjector has not filled caBundle yet.
+    return replace(base_plan("empty-ca-bundle"), webhook=Webhook(ca_injected=False))
+
+
 def _fargate_kubelet() -> Plan:
     plan = base_plan("fargate-kubelet", Provider.EKS)
     cp = plan.control_plane
@@ -307,6 +313,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              "stale caBundle: the serving certificate comes from a newer CA",
              "x509-unknown-authority", "stale-ca-bundle",
              _cert("x509-unknown-authority", ServingCert.OTHER_CA)),
+    Scenario("empty-ca-bundle",
+             "cert-manager just installed: no caBundle yet, the apiserver tries its system roots",
+             "x509-unknown-authority", "empty-ca-bundle", _empty_ca_bundle),
     Scenario("x509-expired",
              "the webhook's serving certificate expired yesterday",
              "x509-expired", "expired-serving-cert",

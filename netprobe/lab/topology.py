@@ -162,6 +162,8 @@ class Webhook:
     cluster_ip: str = "10.96.20.99"
     timeout_seconds: int = 10
     serving_cert: ServingCert = ServingCert.VALID
+    ca_injected: bool = True
+    """False: the CA injector has not run yet, the configurations have no caBundle."""
 
     @property
     def host(self) -> str:

@@ -92,6 +92,13 @@ def _predict(target: CallTarget, failure: Failure, *, dialed: tuple[str, int] | 
         return ApiserverError(f"conversion webhook for {target.conversion_gvk} failed: {detail}")
     if failure is Failure.NO_SERVICE:
         return ApiserverError(_wrap(target, f'service "{detail}" not found'))
+    if failure is Failure.BAD_CA_BUNDLE:
+        # The webhook's REST client is never built: client-go's rootCertPool (transport)
+        # fails, and the dispatcher wraps it (ErrCallingWebhook{Reason: "could not get REST
+        # client: %w"}).
+        return ApiserverError(f'failed calling webhook "{target.webhook_name}": could not get '
+                              "REST client: unable to load root certificates: unable to parse "
+                              "bytes as PEM block")
     return ApiserverError(_wrap(target, detail or f"dial tcp: lookup {target.host}: no such host"))
 
 

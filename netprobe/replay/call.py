@@ -332,7 +332,7 @@ def _verify(pipe: _Pipe, target: CallTarget, out: CallOutcome, clock: _Clock,
     chain_getter = getattr(pipe.tls, "get_unverified_chain", None)  # Python >= 3.13
     chain = [item if isinstance(item, bytes) else item.public_bytes()
              for item in (chain_getter() or [])] if chain_getter else []
-    roots = certs.load_ca_bundle(target.ca_bundle)
+    roots = certs.trust_roots(target.ca_bundle)
     info = certs.describe(der, target.host, roots, dt.datetime.now(dt.UTC), chain)
     out.certificate = info
     if info.verify_error:

@@ -13,8 +13,12 @@ the wrong problem for e.g. the Fargate kubelet's certificate (Go says
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
+import os
+import re
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -31,14 +35,77 @@ def load_ca_bundle(pem: bytes, source: str = "caBundle") -> list[x509.Certificat
     Raises:
         UsageError: not PEM, or no certificate in it.
     """
+    problem = pem_problem(pem)
+    if problem is not None:
+        raise errors.UsageError(f"reading CA bundle {source}: {problem}")
+    return _certificates(pem)
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
+
+
+def _certificates(pem: bytes) -> list[x509.Certificate]:
+    """The CERTIFICATE blocks of PEM, other blocks skipped (Go's AppendCertsFromPEM).
+
+    Raises: ValueError, a CERTIFICATE block that does not parse.
+    """
+    blocks = [m.group(0) for m in _PEM_BLOCK.finditer(pem) if m.group(1) == b"CERTIFICATE"]
+    return [x509.load_pem_x509_certificate(block) for block in blocks]
+
+
+def pem_problem(pem: bytes) -> str | None:
+    """Why PEM is not a bundle of certificates (Go's AppendCertsFromPEM would load none),
+    or None."""
+    kinds = [m.group(1).decode() for m in _PEM_BLOCK.finditer(pem)]
+    if not kinds:
+        return "not a PEM certificate bundle"
     try:
-        certs = x509.load_pem_x509_certificates(pem)
-    except ValueError as exc:
-        raise errors.UsageError(f"reading CA bundle {source}: not a PEM certificate "
-                                f"bundle ({exc})") from None
-    if not certs:
-        raise errors.UsageError(f"reading CA bundle {source}: no certificate in it")
-    return certs
+        found = _certificates(pem)
+    except ValueError:
+        return "a CERTIFICATE block does not parse"
+    return None if found else f"no certificate in it (only {', '.join(sorted(set(kinds)))})"
+
+
+SYSTEM_CERT_FILES = (
+    "/etc/ssl/certs/ca-certificates.crt",                 # Debian, Ubuntu, Gentoo
+    "/etc/pki/tls/certs/ca-bundle.crt",                   # Fedora, RHEL 6
+    "/etc/ssl/ca-bundle.pem",                             # OpenSUSE
+    "/etc/pki/tls/cacert.pem",                            # OpenELEC
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  # CentOS, RHEL 7
+    "/etc/ssl/cert.pem",                                  # Alpine
+)
+"""Where Go's crypto/x509 (root_linux.go, certFiles) looks for the system roots, in its
+order; `SSL_CERT_FILE` comes first, as in Go."""
+
+
+def is_empty_bundle(pem: bytes) -> bool:
+    """An empty caBundle (only whitespace): the apiserver's client trusts the system roots."""
+    return not pem.strip()
+
+
+@functools.cache
+def system_roots() -> tuple[x509.Certificate, ...]:
+    """The replaying host's system trust store, as Go loads it: the first file of
+    `SSL_CERT_FILE`, then `SYSTEM_CERT_FILES`, that exists (none: no roots)."""
+    override = os.environ.get("SSL_CERT_FILE")
+    for name in ((override,) if override else ()) + SYSTEM_CERT_FILES:
+        try:
+            data = Path(name).read_bytes()
+        except OSError:
+            continue
+        try:
+            return tuple(_certificates(data))
+        except ValueError:
+            continue
+    return ()
+
+
+def trust_roots(pem: bytes) -> list[x509.Certificate]:
+    """The roots the apiserver verifies a webhook's certificate with: the caBundle's, or
+    the system's when it is empty. Raises: as `load_ca_bundle`."""
+    if is_empty_bundle(pem):
+        return list(system_roots())
+    return load_ca_bundle(pem)
 
 
 def _go_time(moment: dt.datetime) -> str:

@@ -33,7 +33,7 @@ from netprobe.core.model import (
 from netprobe.core.packets import join_address, split_address
 from netprobe.core.settings import Timeouts
 from netprobe.host import conntrack, nsenter
-from netprobe.replay import apiserver, call, sockets
+from netprobe.replay import apiserver, call, certs, sockets
 
 
 def replay(target: CallTarget, *, netns: str | None = None, timeouts: Timeouts | None = None,
@@ -131,7 +131,7 @@ def _result(target: CallTarget, outcome: call.CallOutcome, summary: PacketSummar
         failure=outcome.failure, stall=outcome.stall, early=outcome.early,
         errno_name=outcome.errno_name, detail=outcome.detail, certificate=outcome.certificate,
         http=outcome.http, packets=summary, dialed=outcome.dialed,
-        destination_on_link=on_link)
+        destination_on_link=on_link, system_roots=certs.is_empty_bundle(target.ca_bundle))
     verdict = rules.classify(evidence)
     message = None
     if outcome.failure is not None:
@@ -145,6 +145,24 @@ def _result(target: CallTarget, outcome: call.CallOutcome, summary: PacketSummar
                         http=outcome.http, packets=summary,
                         capture=capture, netns=netns, local_address=outcome.local,
                         dialed=outcome.dialed, wire=nat)
+
+
+def bad_ca_bundle(target: CallTarget, problem: str) -> ReplayResult:
+    """The result of a call whose caBundle is not PEM: the apiserver builds no client, so
+    nothing is sent."""
+    now = time.time()
+    phases = (PhaseResult(Phase.DNS, Status.SKIPPED, now, 0.0, "not reached"),
+              PhaseResult(Phase.TCP, Status.SKIPPED, now, 0.0, "not reached"),
+              PhaseResult(Phase.TLS, Status.FAILED, now, 0.0, f"caBundle: {problem}", "x509"),
+              PhaseResult(Phase.HTTP, Status.SKIPPED, now, 0.0, "not reached"))
+    evidence = Evidence(failure=Failure.BAD_CA_BUNDLE, detail=problem)
+    return ReplayResult(target=target, phases=phases, verdict=rules.classify(evidence),
+                        apiserver_error=apiserver.predict(target, Failure.BAD_CA_BUNDLE))
+
+
+def ca_bundle_problem(pem: bytes) -> str | None:
+    """Why the apiserver could not load PEM as its roots, or None (an empty one is fine)."""
+    return None if certs.is_empty_bundle(pem) else certs.pem_problem(pem)
 
 
 def service_missing(target: CallTarget, service: str, namespace: str) -> ReplayResult:

@@ -39,14 +39,18 @@ def parse_resolve(text: str, host: str) -> str:
 def read_ca_bundle(path: Path) -> bytes:
     """Returns the PEM bytes of a CA bundle file, checked to hold certificates.
 
+    An empty file stands for an empty caBundle: the replay then trusts the system roots,
+    as the apiserver does.
+
     Raises:
-        UsageError: unreadable, not PEM, or empty.
+        UsageError: unreadable, or not empty and not PEM certificates.
     """
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise errors.UsageError(f"reading CA bundle {path}: {exc.strerror}") from None
-    certs.load_ca_bundle(data, str(path))
+    if not certs.is_empty_bundle(data):
+        certs.load_ca_bundle(data, str(path))
     return data
 
 

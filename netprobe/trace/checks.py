@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable, Iterator
 
 from netprobe.core.model import Finding, ProxyMode, Severity
+from netprobe.replay import certs
+from netprobe.replay.probe import ca_bundle_problem
 from netprobe.trace.discovery import CallPath, NodeInfo, Obj, kube_proxy
 
 KUBELET_PORT = 10250
@@ -175,11 +177,21 @@ def _same_16(a: str, b: str) -> bool | None:
 def ca_bundle(path: CallPath, nodes: dict[str, NodeInfo],
               objects: list[Obj]) -> Iterator[Finding]:
     subject = path.configuration
-    if not path.ca_bundle:
+    if certs.is_empty_bundle(path.ca_bundle):
         yield Finding("empty-ca-bundle", Severity.ERROR,
                       f"{path.configuration}: webhook {path.name} has an empty caBundle: the "
-                      "apiserver trusts nothing it can verify the webhook with.",
-                      "Check the CA injector (cert-manager cainjector) and its logs.", subject)
+                      "apiserver verifies the webhook with its system trust store, which does "
+                      "not hold a private CA.",
+                      "Check the CA injector (cert-manager cainjector, annotation "
+                      "cert-manager.io/inject-ca-from) and its logs.", subject)
+        return
+    problem = ca_bundle_problem(path.ca_bundle)
+    if problem is not None:
+        yield Finding("invalid-ca-bundle", Severity.ERROR,
+                      f"{path.configuration}: webhook {path.name}'s caBundle is not PEM "
+                      f"certificates ({problem}): the apiserver cannot call it.",
+                      "Put the CA certificate (PEM, base64-encoded) in clientConfig.caBundle.",
+                      subject)
         return
     secret = _ca_secret(path, objects)
     if secret is None:

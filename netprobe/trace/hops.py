@@ -8,11 +8,12 @@ not: read captures (correlate.py) or word the failure (classify.py).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from netprobe.core.model import Culprit, Hop, HopStatus, Phase, ProxyMode, ReplayResult, Status
 from netprobe.core.packets import join_address
-from netprobe.core.verdicts import VerdictClass
+from netprobe.core.verdicts import Cause, VerdictClass
 from netprobe.trace.correlate import Sighting
 
 REFUSING = (HopStatus.REFUSED, HopStatus.DROPPED, HopStatus.FAILED)
@@ -227,6 +228,12 @@ def build_hops(facts: PathFacts, replay: ReplayResult, cp: Sighting,
                     f"{', managed control plane' if facts.managed else ''})", HopStatus.OK,
                     facts.apiserver_node, detail=f"POST {replay.target.url}",
                     addresses=_before_nat(replay))
+    if replay.verdict.cause == Cause.INVALID_CA_BUNDLE:
+        apiserver = dataclasses.replace(apiserver, status=HopStatus.FAILED,
+                                        detail="caBundle not PEM: no client is built, no call "
+                                        "is made")
+        return [apiserver] + [_skip(h, h) for h in ("service", "cp-egress", "network",
+                                                     "worker-ingress", "pod-veth", "webhook")]
     hops = [apiserver, service := _service_hop(facts, replay, cp)]
     if facts.local:
         return hops + _local_path(facts, replay, cp, service)

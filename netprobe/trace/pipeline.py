@@ -33,7 +33,7 @@ from netprobe.agents.spec import AgentResult
 from netprobe.core import rules, wire
 from netprobe.core.model import CallTarget, Finding, ProxyMode, ReplayResult, TraceResult
 from netprobe.core.settings import Timeouts
-from netprobe.replay.probe import service_missing
+from netprobe.replay.probe import bad_ca_bundle, ca_bundle_problem, service_missing
 from netprobe.trace import checks, correlate, discovery, hops, plan, run
 from netprobe.trace.discovery import CallPath, EndpointInfo, NodeInfo, Obj
 from netprobe.trace.frames import Frames
@@ -212,6 +212,13 @@ def _endpoint_result(path: CallPath, agents: run.AgentRun, agent_plan: plan.Agen
 def _service_missing(path: CallPath, target: CallTarget,
                      findings: tuple[Finding, ...]) -> TraceResult:
     replay = service_missing(target, path.service_name or "", path.service_namespace or "")
+    return _unsent(path, target, findings, replay)
+
+
+def _unsent(path: CallPath, target: CallTarget, findings: tuple[Finding, ...],
+            replay: ReplayResult) -> TraceResult:
+    """The result of a call the apiserver never sends (its Service is missing, its caBundle
+    unreadable): no agent runs."""
     facts = path_facts(path, None, None, False)
     path_hops = hops.build_hops(facts, replay, correlate.UNOBSERVED, correlate.UNOBSERVED)
     return TraceResult(target=target.url, configuration=path.configuration, webhook=path.name,
@@ -232,6 +239,9 @@ def trace_path(kind: TargetKind, path: CallPath, objects: list[Obj], backend: Ag
     target = kind.target(path)
     if not path.url and path.service is None:
         return [_service_missing(path, target, findings)]
+    problem = ca_bundle_problem(target.ca_bundle)
+    if problem is not None:
+        return [_unsent(path, target, findings, bad_ca_bundle(target, problem))]
     agent_plan = plan.plan(path, target, nodes, backend, options.timeouts,                # 2
                            options.apiserver_node)
     agents = run.run(backend, agent_plan, options.agent_start_timeout, progress)          # 3

@@ -32,6 +32,7 @@ EXPECTED = {
     "x509-unknown-authority": ("x509-unknown-authority", "stale-ca-bundle", "webhook",
                                "worker-1"),
     "x509-expired": ("x509-expired", "expired-serving-cert", "webhook", "worker-1"),
+    "empty-ca-bundle": ("x509-unknown-authority", "empty-ca-bundle", "webhook", "worker-1"),
     "fargate-kubelet": ("x509-hostname-mismatch", "fargate-kubelet", "webhook",
                         "fargate-ip-10-0-3-33.eu-west-1.compute.internal"),
     "eks-custom-cni": ("io-timeout", "eks-custom-cni", "network", None),

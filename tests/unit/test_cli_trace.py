@@ -62,11 +62,14 @@ def test_static_checks_of_a_support_bundle(tmp_path: Path) -> None:
     import time
 
     import yaml
+    from cryptography.hazmat.primitives import serialization
 
-    from netprobe.lab import objects, scenarios
+    from netprobe.lab import objects, pki, scenarios
 
+    ca = pki.make_authority("cert-manager-webhook-ca").cert.public_bytes(
+        serialization.Encoding.PEM)
     bundle = tmp_path / "bundle.yaml"
-    listing = objects.build_list(scenarios.get("no-endpoints").build(), b"ca", b"ca", time.time())
+    listing = objects.build_list(scenarios.get("no-endpoints").build(), ca, ca, time.time())
     bundle.write_text(yaml.safe_dump(listing))
     done = _run("trace", "webhook", "validating/cert-manager-webhook", "--snapshot", str(bundle),
                 "--static", "-o", "json")
@@ -76,6 +79,13 @@ def test_static_checks_of_a_support_bundle(tmp_path: Path) -> None:
     codes = {f["code"] for f in report["results"][0]["findings"]}
     assert {"endpoints-not-ready", "probe-port-mismatch"} <= codes
     healthy = tmp_path / "ok.yaml"
-    healthy.write_text(yaml.safe_dump(objects.build_list(scenarios.get("ok").build(), b"ca",
-                                                          b"ca", time.time())))
+    healthy.write_text(yaml.safe_dump(objects.build_list(scenarios.get("ok").build(), ca,
+                                                          ca, time.time())))
     assert _run("trace", "webhook", "--snapshot", str(healthy), "--static").returncode == 0
+    garbage = tmp_path / "garbage.yaml"
+    garbage.write_text(yaml.safe_dump(objects.build_list(scenarios.get("ok").build(),
+                                                          b"not pem", ca, time.time())))
+    done = _run("trace", "webhook", "--snapshot", str(garbage), "--static", "-o", "json")
+    assert done.returncode == 1, done.stderr
+    codes = {f["code"] for r in json.loads(done.stdout)["results"] for f in r["findings"]}
+    assert "invalid-ca-bundle" in codes

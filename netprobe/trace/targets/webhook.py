@@ -28,7 +28,7 @@ def _decode_bundle(text: str | None) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        return b""
+        return text.encode("utf-8", "replace")  # not base64: kept, so it reads as not PEM
 
 
 def _service_ref(config: Obj) -> tuple[str | None, str | None, int, str, str | None]:

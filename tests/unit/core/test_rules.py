@@ -69,6 +69,12 @@ CASES = [
     ("stale bundle", Evidence(Failure.TLS_ERROR, errno_name="x509", certificate=_cert(
         "unknown-authority", "x509: certificate signed by unknown authority (possibly because")),
      "x509-unknown-authority", Phase.TLS, "stale-ca-bundle"),
+    ("empty bundle, system roots", Evidence(
+        Failure.TLS_ERROR, errno_name="x509", system_roots=True,
+        certificate=_cert("unknown-authority", "x509: certificate signed by unknown authority")),
+     "x509-unknown-authority", Phase.TLS, "empty-ca-bundle"),
+    ("bundle not PEM", Evidence(Failure.BAD_CA_BUNDLE, detail="not a PEM certificate bundle"),
+     "x509-unknown-authority", Phase.TLS, "invalid-ca-bundle"),
     ("hung", Evidence(Failure.RESPONSE_STALL, early=True), "response-timeout", Phase.HTTP,
      "webhook-hung"),
     ("500", Evidence(Failure.HTTP_STATUS, http=HttpOutcome(500, False)), "http-error",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from netprobe.core import errors
 from netprobe.lab import pki
@@ -81,3 +83,32 @@ def test_ip_host_without_ip_sans(ca) -> None:
 def test_bad_bundles_are_usage_errors(pem: bytes) -> None:
     with pytest.raises(errors.UsageError, match="reading CA bundle"):
         certs.load_ca_bundle(pem)
+
+
+def test_an_empty_ca_bundle_trusts_the_system_roots_as_go_loads_them(ca, tmp_path,
+                                                                      monkeypatch) -> None:
+    """Go's crypto/x509 (root_linux.go) reads SSL_CERT_FILE first, then its certFiles list."""
+    system = pki.make_authority("Some Public Root")
+    bundle = tmp_path / "roots.pem"
+    bundle.write_bytes(system.cert.public_bytes(serialization.Encoding.PEM))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    certs.system_roots.cache_clear()
+    try:
+        roots = certs.trust_roots(b"  \n")
+        assert [root.subject for root in roots] == [system.cert.subject]
+        served = _load(pki.issue(ca, HOST, [HOST], []))
+        message, reason = certs.verify_go(served, HOST, roots, NOW)
+        assert (message, reason) == ("x509: certificate signed by unknown authority",
+                                     "unknown-authority")
+        assert certs.trust_roots(ca.cert.public_bytes(serialization.Encoding.PEM)) == [ca.cert]
+    finally:
+        certs.system_roots.cache_clear()
+
+
+@pytest.mark.parametrize("pem, problem", [(b"garbage", "not a PEM certificate bundle"),
+                                          (b"-----BEGIN X-----\n-----END X-----\n",
+                                           r"no certificate in it \(only X\)")])
+def test_a_bundle_that_is_not_pem_certificates_says_why(pem: bytes, problem: str) -> None:
+    assert re.fullmatch(problem, certs.pem_problem(pem) or "")
+    with pytest.raises(errors.UsageError, match=problem):
+        certs.trust_roots(pem)

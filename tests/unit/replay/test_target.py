@@ -57,6 +57,13 @@ def test_ca_bundle_file_errors(tmp_path: Path) -> None:
         target.read_ca_bundle(junk)
 
 
+def test_an_empty_ca_bundle_file_stands_for_an_empty_ca_bundle(tmp_path: Path) -> None:
+    """The apiserver then trusts its system roots; so does the replay (not a usage error)."""
+    empty = tmp_path / "empty.pem"
+    empty.write_text("\n  \n")
+    assert target.read_ca_bundle(empty).strip() == b""
+
+
 def test_the_replay_filter_follows_the_call_past_the_nodes_nat() -> None:
     """Never the local port alone: kube-proxy's masquerade changes it on the wire."""
     from netprobe.capture import filters

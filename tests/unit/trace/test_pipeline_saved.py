@@ -118,3 +118,21 @@ def test_a_capture_written_again_is_decoded_again(tmp_path: Path) -> None:
     path.write_bytes(second.read_bytes())
     rewritten = frames.get(path)
     assert len(rewritten) == len(frames.get(second)) != before and frames.decoded == 3
+
+
+def test_a_ca_bundle_that_is_not_pem_is_diagnosed_without_agents(tmp_path: Path) -> None:
+    """The apiserver cannot build the webhook's client (client-go: "unable to load root
+    certificates"), so it sends nothing: no agent runs, the culprit is the apiserver hop."""
+    saved = json.loads((CAPTURES / "ok" / "trace.json").read_text())
+    items = _objects("ok", saved, tmp_path / "pki")
+    for item in items:
+        if item["kind"].endswith("WebhookConfiguration"):
+            item["webhooks"][0]["clientConfig"]["caBundle"] = "bm90IHBlbQo="  # "not pem"
+    backend = _recorded(CAPTURES / "ok", saved)
+    results = trace_webhooks(items, backend)
+    assert backend.started == []
+    assert {(r.verdict.cls.value, r.verdict.cause, r.culprit.hop if r.culprit else None)
+            for r in results} == {("x509-unknown-authority", "invalid-ca-bundle", "apiserver")}
+    assert all("could not get REST client: unable to load root certificates" in
+               (r.apiserver_error.message if r.apiserver_error else "") for r in results)
+    assert all("invalid-ca-bundle" in {f.code for f in r.findings} for r in results)
