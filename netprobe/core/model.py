@@ -281,6 +281,8 @@ class Evidence:
     dialed: tuple[str, int] | None = None
     destination_on_link: bool | None = None
     """Whether the wire destination is on a directly connected network."""
+    endpoint_listed: bool = False
+    """The wire destination is one of the Service's endpoints (its EndpointSlices)."""
     system_roots: bool = False
     """The caBundle is empty: the certificate was verified against the system trust store,
     as the apiserver's client does then."""

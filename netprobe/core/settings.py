@@ -30,6 +30,14 @@ class Timeouts:
     """Seconds without an answer from the resolver: early `dns-failure` verdict."""
     syn_retransmissions: int = 2
     """Unanswered SYN retransmissions that make an early `io-timeout` verdict."""
+    neighbour_give_up: float = 3.0
+    """Seconds after which the last hop gives up resolving the destination (ARP/ND) and
+    answers ICMP host unreachable: Linux's mcast_solicit 3 x retrans_time 1 s. An early
+    `io-timeout` verdict before that could not tell a silent drop from a stale endpoint
+    (kernels >= 6.5 retransmit the first SYNs linearly, 1 s apart, so the retransmissions
+    alone come earlier)."""
+    neighbour_grace: float = 0.3
+    """Seconds the early `io-timeout` verdict waits beyond `neighbour_give_up` for that ICMP."""
     tls_stall: float = 1.5
     """Seconds without a ServerHello after an ACKed ClientHello: early verdict."""
     response_stall: float = 1.5
@@ -46,7 +54,8 @@ TIMERS = Timeouts()
 _ENV = {"dial": "NETPROBE_DIAL_TIMEOUT", "tls": "NETPROBE_TLS_TIMEOUT",
         "dns_stall": "NETPROBE_DNS_STALL",
         "tls_stall": "NETPROBE_TLS_STALL", "response_stall": "NETPROBE_RESPONSE_STALL",
-        "capture_grace": "NETPROBE_CAPTURE_GRACE"}
+        "capture_grace": "NETPROBE_CAPTURE_GRACE", "neighbour_grace": "NETPROBE_NEIGHBOUR_GRACE",
+        "neighbour_give_up": "NETPROBE_NEIGHBOUR_GIVE_UP"}
 
 
 def timeouts_from_env(base: Timeouts | None = None) -> Timeouts:

@@ -57,6 +57,8 @@ class Cause(enum.StrEnum):
     DROPPED_IN_NETWORK = "dropped-in-network"
     ICMP_UNREACHABLE = "icmp-unreachable"
     NO_LOCAL_ROUTE = "no-local-route"
+    STALE_ENDPOINT = "stale-endpoint"
+    NEIGHBOUR_UNREACHABLE = "neighbour-unreachable"
     NO_TLS_SERVER = "no-tls-server"
     CLIENTHELLO_LOST = "clienthello-lost"
     NOT_TLS = "not-tls"

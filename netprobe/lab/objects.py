@@ -330,7 +330,7 @@ def build_list(plan: Plan, ca_bundle: bytes, signer_ca: bytes, started: float) -
     items = [
         *webhook_configurations(plan, ca_bundle, created),
         service(plan, created), endpoint_slice(plan, created), deployment(plan, created),
-        *(pod_object(plan, pod, created) for pod in plan.pods),
+        *(pod_object(plan, pod, created) for pod in plan.running_pods),
         *(node_object(plan, node, created) for node in nodes),
         ca_secret(plan, signer_ca, created),
     ]

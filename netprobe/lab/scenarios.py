@@ -272,6 +272,12 @@ def _split_endpoints() -> Plan:
     return replace(plan, pods=(local, *plan.pods))
 
 
+def _stale_endpoint() -> Plan:
+    # The pod was deleted (or its node died) and the EndpointSlice still lists it as
+    # ready: kube-proxy DNATs to an address nobody answers ARP for on the worker's bridge.
+    return _with_pod(base_plan("stale-endpoint"), gone=True)
+
+
 def _service_not_found() -> Plan:
     return replace(base_plan("service-not-found"),
                    webhook=Webhook(configured_service_name="cert-manager-webhooks"))
@@ -298,6 +304,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("no-route",
              "the provider network has no route to the worker: ICMP host unreachable",
              "no-route", "icmp-unreachable", _no_route),
+    Scenario("stale-endpoint",
+             "the pod is gone, its EndpointSlice entry stays: nobody answers ARP on the worker",
+             "no-route", "stale-endpoint", _stale_endpoint),
     Scenario("tls-handshake-timeout",
              "TCP accepted on the targetPort but no TLS server answers the ClientHello",
              "tls-handshake-timeout", "no-tls-server", _serving("tls-handshake-timeout",

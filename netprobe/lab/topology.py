@@ -113,6 +113,9 @@ class Pod:
     """The port the readiness probe asks."""
     micro_vm: bool = False
     """A Fargate pod: its own micro-VM, so it shares the node's namespace."""
+    gone: bool = False
+    """Deleted, yet still in the EndpointSlice (and so in kube-proxy's rules): it has no
+    namespace, no servers and no Pod object; nobody answers ARP for its IP."""
 
     @property
     def in_node_netns(self) -> bool:
@@ -201,9 +204,14 @@ class Plan:
         return tuple(pod for pod in self.pods if pod.ready)
 
     @property
+    def running_pods(self) -> tuple[Pod, ...]:
+        """The pods that exist (a gone pod is only an EndpointSlice entry)."""
+        return tuple(pod for pod in self.pods if not pod.gone)
+
+    @property
     def namespaces(self) -> tuple[str, ...]:
         """Every namespace of the plan, the VPC first."""
-        pods = tuple(pod.netns for pod in self.pods if not pod.in_node_netns)
+        pods = tuple(pod.netns for pod in self.running_pods if not pod.in_node_netns)
         return (VPC_NETNS, *(node.netns for node in self.nodes), *pods)
 
 

@@ -151,6 +151,8 @@ def _connect(sock: socket.socket, address: str, target: CallTarget, timeouts: Ti
     port = target.connect_port or target.port
     code = sockets.start_connect(sock, address, port)
     out.local = sock.getsockname()[:2]  # the address the kernel chose for the SYN
+    # No ICMP host unreachable by then from a last hop whose ARP/ND gave up: a silent drop.
+    not_before = began + timeouts.neighbour_give_up + timeouts.neighbour_grace
     while code == errno.EINPROGRESS:
         _check_cancel()
         remaining = limit - clock.elapsed()
@@ -159,7 +161,7 @@ def _connect(sock: socket.socket, address: str, target: CallTarget, timeouts: Ti
         _, writable, _ = select.select([], [sock], [], min(TICK, remaining))
         if writable:
             code = sockets.pending_error(sock)
-        elif (not timeouts.full
+        elif (not timeouts.full and clock.elapsed() >= not_before
               and sockets.tcp_info(sock).retransmits >= timeouts.syn_retransmissions):
             return _tcp_stall(out, clock, began, early=True)
     if code != 0:

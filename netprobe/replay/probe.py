@@ -115,6 +115,16 @@ def _translated(outcome: call.CallOutcome, netns: str | None) -> WireTuple | Non
     return WireTuple(join_address(*nat.source), join_address(*nat.destination))
 
 
+def _endpoint_listed(target: CallTarget, outcome: call.CallOutcome, wire: str | None,
+                     nat: WireTuple | None) -> bool:
+    """The call went to an address the Service's EndpointSlices list."""
+    if nat is not None:
+        destination: str | None = split_address(nat.destination)[0]
+    else:
+        destination = wire or (outcome.dialed[0] if outcome.dialed else None)
+    return destination in {split_address(endpoint)[0] for endpoint in target.endpoints}
+
+
 def _client_ports(outcome: call.CallOutcome, nat: WireTuple | None) -> frozenset[int]:
     ports = {int(outcome.local[1])} if outcome.local else set()
     if nat is not None:
@@ -131,7 +141,8 @@ def _result(target: CallTarget, outcome: call.CallOutcome, summary: PacketSummar
         failure=outcome.failure, stall=outcome.stall, early=outcome.early,
         errno_name=outcome.errno_name, detail=outcome.detail, certificate=outcome.certificate,
         http=outcome.http, packets=summary, dialed=outcome.dialed,
-        destination_on_link=on_link, system_roots=certs.is_empty_bundle(target.ca_bundle))
+        destination_on_link=on_link, endpoint_listed=_endpoint_listed(target, outcome, wire, nat),
+        system_roots=certs.is_empty_bundle(target.ca_bundle))
     verdict = rules.classify(evidence)
     message = None
     if outcome.failure is not None:

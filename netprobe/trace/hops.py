@@ -17,6 +17,7 @@ from netprobe.core.verdicts import Cause, VerdictClass
 from netprobe.trace.correlate import Sighting
 
 REFUSING = (HopStatus.REFUSED, HopStatus.DROPPED, HopStatus.FAILED)
+NEIGHBOUR_CAUSES = (Cause.STALE_ENDPOINT, Cause.NEIGHBOUR_UNREACHABLE)
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,12 @@ def _worker_hops(facts: PathFacts, cp: Sighting, worker: Sighting,
             Hop("worker-ingress", ingress, HopStatus.OK, node, worker.syn_interfaces[0],
                 detail=f"SYN in to {worker.destination}", addresses=worker.addresses)]
     reached_pod = facts.pod_in_node_netns or len(worker.syn_interfaces) > 1
-    if not reached_pod:
+    if not reached_pod and replay.verdict.cause in NEIGHBOUR_CAUSES:
+        reporters = ", ".join(dict.fromkeys(rep for _, rep, _, _ in cp.icmp)) or node
+        hops.append(Hop(pod_id, pod_label, HopStatus.REFUSED, node,
+                        detail=f"nobody answers ARP/ND for {facts.endpoint_ip}: {reporters} "
+                        "gave up and answered ICMP host unreachable"))
+    elif not reached_pod:
         hops.append(Hop(pod_id, pod_label, HopStatus.DROPPED, node,
                         detail="the SYN reached the node but never its pod's veth"))
     else:

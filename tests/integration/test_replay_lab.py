@@ -43,6 +43,9 @@ EXPECTED = {
     "networkpolicy-drop": ("io-timeout", "syn-dropped", "context deadline exceeded", True),
     "eks-custom-cni": ("io-timeout", "syn-dropped", "context deadline exceeded", True),
     "no-route": ("no-route", "icmp-unreachable", DIAL + "connect: no route to host", False),
+    # Without --endpoint the replay cannot know the address is a Service endpoint.
+    "stale-endpoint": ("no-route", "neighbour-unreachable", DIAL + "connect: no route to host",
+                       False),
     "tls-handshake-timeout": ("tls-handshake-timeout", "no-tls-server",
                               "context deadline exceeded", True),
     "response-timeout": ("response-timeout", "webhook-hung", "context deadline exceeded", True),
@@ -118,6 +121,9 @@ def _check_capture(scenario: str, pcap: Path, result: dict) -> None:
     elif scenario == "no-route":
         rows = tshark_rows(pcap, "icmp.type==3", ["icmp.code"])
         assert rows == [["1"]]
+    elif scenario == "stale-endpoint":  # host unreachable only after retransmissions
+        assert syn >= 2 and tshark_count(pcap, "tcp.flags.syn==1 && tcp.flags.ack==1") == 0
+        assert {tuple(r) for r in tshark_rows(pcap, "icmp.type==3", ["icmp.code"])} == {("1",)}
     elif scenario == "tls-handshake-timeout":
         assert tshark_count(pcap, "tls.handshake.type==1", TLS) == 1
         assert tshark_count(pcap, "tls.handshake.type==2", TLS) == 0
@@ -230,3 +236,23 @@ def test_capture_without_permission_is_a_clear_error() -> None:
     assert json.loads(plain_out)["verdict"]["class"] == "connection-refused"
     assert _tcpdumps() == []
     shared.cleanup()
+
+
+def test_a_stale_endpoint_is_told_from_a_silent_drop() -> None:
+    """The pod is gone, its EndpointSlice entry stays: the worker holds the SYN while it asks
+    ARP for the address, gives up after 3 probes 1 s apart and answers ICMP host unreachable
+    (Linux neigh defaults: mcast_solicit 3, retrans_time_ms 1000). Kernels >= 6.5 retransmit
+    the first SYNs 1 s apart (tcp_syn_linear_timeouts), so an early io-timeout verdict on the
+    retransmissions alone came before the kernel's own answer; it must not."""
+    run_cli("lab", "up", "stale-endpoint")
+    try:
+        code, result = _replay("--endpoint", "10.244.1.5:10250")
+    finally:
+        run_cli("lab", "down")
+    verdict = result["verdict"]
+    assert code == 1 and (verdict["class"], verdict["cause"]) == ("no-route", "stale-endpoint")
+    assert result["apiserver_error"].endswith("connect: no route to host")
+    tcp = next(p for p in result["phases"] if p["phase"] == "tcp")
+    neighbour_gave_up = 3.0  # the kernel's ARP failure, counted from the first SYN
+    assert tcp["duration"] <= neighbour_gave_up + 0.5, tcp
+    assert any(i["type"] == 3 and i["code"] == 1 for i in result["packets"]["icmp"])

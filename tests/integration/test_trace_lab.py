@@ -26,6 +26,7 @@ EXPECTED = {
     "networkpolicy-drop": ("io-timeout", "dropped-at-pod", "pod-veth", "worker-1"),
     "rst-middlebox": ("connection-refused", "rst-from-middlebox", "network", None),
     "no-route": ("no-route", "icmp-unreachable", "network", None),
+    "stale-endpoint": ("no-route", "stale-endpoint", "pod-veth", "worker-1"),
     "tls-handshake-timeout": ("tls-handshake-timeout", "no-tls-server", "webhook", "worker-1"),
     "response-timeout": ("response-timeout", "webhook-hung", "webhook", "worker-1"),
     "http-error": ("http-error", "http-500", "webhook", "worker-1"),

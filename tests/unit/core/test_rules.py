@@ -47,6 +47,16 @@ CASES = [
      "refused"),
     ("icmp unreachable", Evidence(Failure.NO_ROUTE, packets=PacketSummary(
         icmp=(IcmpInfo("10.0.0.1", 3, 1, 1.0),))), "no-route", Phase.TCP, "icmp-unreachable"),
+    ("arp gave up on an endpoint", Evidence(Failure.NO_ROUTE, endpoint_listed=True,
+                                             packets=PacketSummary(syn=4, syn_retransmissions=3,
+        icmp=(IcmpInfo("10.0.1.11", 3, 1, 3.0),))), "no-route", Phase.TCP, "stale-endpoint"),
+    ("arp gave up on an address", Evidence(Failure.NO_ROUTE, packets=PacketSummary(
+        syn=4, syn_retransmissions=3, icmp=(IcmpInfo("10.0.1.11", 3, 1, 3.0),))),
+     "no-route", Phase.TCP, "neighbour-unreachable"),
+    ("a router without a route answers the first SYN", Evidence(
+        Failure.NO_ROUTE, endpoint_listed=True, packets=PacketSummary(
+            syn=1, icmp=(IcmpInfo("10.0.0.1", 3, 1, 0.0),))), "no-route", Phase.TCP,
+     "icmp-unreachable"),
     ("syn dropped", Evidence(Failure.DIAL_STALL, early=True, packets=PacketSummary(
         syn=3, syn_retransmissions=2)), "io-timeout", Phase.TCP, "syn-dropped"),
     ("tls stall", Evidence(Failure.TLS_STALL, stall="clienthello-unanswered"),
