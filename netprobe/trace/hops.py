@@ -120,10 +120,22 @@ def _nat_detail(facts: PathFacts, replay: ReplayResult, cp: Sighting) -> str:
     return ", ".join(parts)
 
 
-def _cp_egress(facts: PathFacts, cp: Sighting) -> Hop:
+NOT_CAPTURED = ("connected, but the capture holds no packet of this call: captured elsewhere "
+                "than the path, or NAT changed the tuple")
+
+
+def _cp_egress(facts: PathFacts, cp: Sighting, replay: ReplayResult) -> Hop:
     label = f"{facts.apiserver_node or 'control plane'} egress"
     if not cp.observed:
         return Hop("cp-egress", label, HopStatus.UNOBSERVABLE, facts.apiserver_node)
+    if not cp.seen and _connected(replay):  # the handshake proves the SYN left
+        return Hop("cp-egress", label, HopStatus.UNOBSERVABLE, facts.apiserver_node,
+                   detail=NOT_CAPTURED)
+    if not cp.seen and replay.verdict.cls is VerdictClass.IO_TIMEOUT and not (
+            cp.resets or cp.icmp):
+        return Hop("cp-egress", label, HopStatus.DROPPED, facts.apiserver_node,
+                   detail="the SYN never left the node: its own rules drop it (a host "
+                   "firewall's OUTPUT chain), or the capture missed it")
     if not cp.seen:
         return Hop("cp-egress", label, HopStatus.NOT_SEEN, facts.apiserver_node,
                    detail="the SYN did not leave")
@@ -191,7 +203,10 @@ def _worker_hops(facts: PathFacts, cp: Sighting, worker: Sighting,
             Hop("worker-ingress", ingress, HopStatus.OK, node, worker.syn_interfaces[0],
                 detail=f"SYN in to {worker.destination}", addresses=worker.addresses)]
     reached_pod = facts.pod_in_node_netns or len(worker.syn_interfaces) > 1
-    if not reached_pod and replay.verdict.cause in NEIGHBOUR_CAUSES:
+    if not reached_pod and _connected(replay):  # the handshake proves it got there
+        hops.append(Hop(pod_id, pod_label, HopStatus.UNOBSERVABLE, node,
+                        detail=f"connected, but {node}'s capture did not see the pod's veth"))
+    elif not reached_pod and replay.verdict.cause in NEIGHBOUR_CAUSES:
         reporters = ", ".join(dict.fromkeys(rep for _, rep, _, _ in cp.icmp)) or node
         hops.append(Hop(pod_id, pod_label, HopStatus.REFUSED, node,
                         detail=f"nobody answers ARP/ND for {facts.endpoint_ip}: {reporters} "
@@ -246,8 +261,8 @@ def build_hops(facts: PathFacts, replay: ReplayResult, cp: Sighting,
     if service.status is not HopStatus.OK:
         return hops + [_skip(h, h) for h in ("cp-egress", "network", "worker-ingress",
                                                "pod-veth", "webhook")]
-    hops.append(egress := _cp_egress(facts, cp))
-    if egress.status is HopStatus.NOT_SEEN and not (cp.resets or cp.icmp):
+    hops.append(egress := _cp_egress(facts, cp, replay))
+    if egress.status in (HopStatus.NOT_SEEN, HopStatus.DROPPED) and not (cp.resets or cp.icmp):
         return hops + [_skip(h, h) for h in ("network", "worker-ingress", "pod-veth", "webhook")]
     worker_hops = _worker_hops(facts, cp, worker, replay)
     hops += worker_hops
@@ -268,10 +283,34 @@ def _local_path(facts: PathFacts, replay: ReplayResult, cp: Sighting,
     return delivery + [_webhook_hop(facts, replay, cp)]
 
 
-def culprit(hops: list[Hop], facts: PathFacts) -> Culprit | None:
-    """The first hop where the flow stopped or was refused; None if it went through."""
+def culprit(hops: list[Hop], facts: PathFacts, replay: ReplayResult | None = None
+            ) -> Culprit | None:
+    """The first hop where the flow stopped or was refused; None if it went through.
+
+    A failed call always has one: when no hop shows where (the captures missed the
+    packets), the replay's own evidence says: the webhook for TLS and HTTP failures and
+    for a reset from the endpoint, else the first hop that did not see the call.
+    """
     for hop in hops:
         if hop.status in REFUSING:
-            pod = facts.pod if hop.id in ("pod-veth", "host-socket", "webhook") else None
-            return Culprit(hop.id, hop.node, pod)
-    return None
+            return _blame(hop, facts)
+    if replay is None or not replay.verdict.cls.failed:
+        return None
+    by_id = {hop.id: hop for hop in hops}
+    if replay.verdict.phase in (Phase.TLS, Phase.HTTP) or _reset_by_endpoint(replay, facts):
+        webhook = by_id.get("webhook")
+        if webhook is not None:
+            return _blame(webhook, facts)
+    unseen = [h for h in hops if h.status in (HopStatus.NOT_SEEN, HopStatus.UNOBSERVABLE)]
+    return _blame(unseen[0] if unseen else hops[-1], facts)
+
+
+def _blame(hop: Hop, facts: PathFacts) -> Culprit:
+    pod = facts.pod if hop.id in ("pod-veth", "host-socket", "webhook") else None
+    return Culprit(hop.id, hop.node or (facts.endpoint_node if pod else None), pod)
+
+
+def _reset_by_endpoint(replay: ReplayResult, facts: PathFacts) -> bool:
+    packets = replay.packets
+    return bool(packets and any(r.inbound and r.source == facts.endpoint_ip
+                                for r in packets.rst))

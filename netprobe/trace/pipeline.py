@@ -190,7 +190,7 @@ def _endpoint_result(path: CallPath, agents: run.AgentRun, agent_plan: plan.Agen
     facts = path_facts(path, endpoint, agent_plan.vantage, agent_plan.managed,
                        _proxy_mode(proxy, agents.replay))
     path_hops = hops.build_hops(facts, replay, seen.control_plane, seen.worker)          # 6
-    blame = hops.culprit(path_hops, facts)
+    blame = hops.culprit(path_hops, facts, replay)
     verdict = rules.refine(replay.verdict, blame.hop if blame else None,                 # 7
                            {finding.code for finding in findings})
     worker = agents.captures.get(node or "")
@@ -223,7 +223,7 @@ def _unsent(path: CallPath, target: CallTarget, findings: tuple[Finding, ...],
     path_hops = hops.build_hops(facts, replay, correlate.UNOBSERVED, correlate.UNOBSERVED)
     return TraceResult(target=target.url, configuration=path.configuration, webhook=path.name,
                        endpoint=None, verdict=replay.verdict,
-                       culprit=hops.culprit(path_hops, facts),
+                       culprit=hops.culprit(path_hops, facts, replay),
                        apiserver_error=replay.apiserver_error, hops=tuple(path_hops),
                        findings=findings, replay=replay)
 
