@@ -6,9 +6,10 @@
 - `fake.FakeBackend`: in memory, answering from a function (for tests and
   for replaying recorded agent results, like httpx's MockTransport).
 
-The trace starts every capture agent, waits until each is ready, runs the
-replay agent, then tells the captures to finish, collects all results, and
-always calls `cleanup` with the run id at the end.
+The trace starts every capture agent (and, where the backend gates it, the
+replay agent with them), waits until each is ready, runs (releases) the replay
+agent, then tells the captures to finish, collects all results, and always
+calls `cleanup` with the run id at the end.
 """
 
 from __future__ import annotations
@@ -34,9 +35,16 @@ class AgentHandle(Protocol):
     def abort(self) -> None:
         """Stops the agent and removes everything it made; safe to call twice."""
 
+    def release(self) -> None:
+        """Lets a gated replay agent (`AgentSpec.gated`) make its call."""
+
 
 class AgentBackend(Protocol):
     """Starts agents on nodes."""
+
+    gates_replay: bool
+    """Its agents can be started gated (they read `go` from the controller): the replay
+    then starts up while the captures do, instead of after them."""
 
     def has_node(self, node: str) -> bool:
         """Whether an agent can run on NODE (`MANAGED_CONTROL_PLANE` included)."""

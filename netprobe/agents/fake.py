@@ -27,6 +27,7 @@ class FakeHandle:
     backend: FakeBackend
     ready: bool = False
     aborted: bool = False
+    released: bool = False
 
     def wait_ready(self, timeout: float) -> None:
         self.ready = True
@@ -34,10 +35,15 @@ class FakeHandle:
     def finish(self, timeout: float) -> AgentResult:
         if self.aborted:
             raise errors.AgentError(f"agent on {self.spec.node} was aborted")
+        if self.spec.gated and not self.released:
+            raise errors.AgentError(f"agent on {self.spec.node} was never released")
         return self.backend.handler(self.spec)
 
     def abort(self) -> None:
         self.aborted = True
+
+    def release(self) -> None:
+        self.released = True
 
 
 @dataclass
@@ -46,6 +52,7 @@ class FakeBackend:
 
     handler: Handler
     nodes: Iterable[str] | None = None
+    gates_replay: bool = False
     started: list[AgentSpec] = field(default_factory=list)
     """Every spec started, in order."""
     cleaned: list[str] = field(default_factory=list)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from netprobe.agents.spec import READY_LINE, AgentResult, AgentSpec, decode_result
+from netprobe.agents.spec import GO_LINE, READY_LINE, AgentResult, AgentSpec, decode_result
 from netprobe.core import errors
 from netprobe.host import nsenter
 
@@ -92,6 +92,15 @@ class NetnsHandle:
             raise errors.AgentError(f"agent on {self.spec.node}: {err.strip()}")
         return decode_result(self._early_output + out)
 
+    def release(self) -> None:
+        """Sends the gated replay its `go` line."""
+        assert self._child.stdin is not None
+        try:
+            self._child.stdin.write(GO_LINE + "\n")
+            self._child.stdin.flush()
+        except BrokenPipeError:
+            self._fail("exited before it was released")
+
     def abort(self) -> None:
         """SIGTERM lets the agent stop its capture and remove its files; SIGKILL if it hangs."""
         for signum, grace in ((signal.SIGTERM, ABORT_GRACE), (signal.SIGKILL, None)):
@@ -112,6 +121,8 @@ class NetnsHandle:
 
 class NetnsBackend:
     """Runs each node's agent in the namespace the map gives it."""
+
+    gates_replay = True
 
     def __init__(self, netns_map: dict[str, str]) -> None:
         self.netns_map = netns_map

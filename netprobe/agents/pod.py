@@ -224,6 +224,9 @@ class PodHandle:
                 raise self._error(f"{pod_problem(pod)}{detail}") from exc
             raise self._error(str(exc)) from exc
 
+    def release(self) -> None:
+        """Nothing to do: a pod replays as soon as it runs (it is started last)."""
+
     def abort(self) -> None:
         """Deletes the pod; safe to call twice. Raises K8sError if the API refuses."""
         if self._deleted:
@@ -270,6 +273,8 @@ def cleanup(api: Api, namespace: str, run_id: str) -> list[str]:
 
 
 class PodBackend:
+    gates_replay = False
+    """A pod has no stdin to read `go` from: the replay pod is created after the captures."""
     """Starts each agent as a pod pinned to its node."""
 
     def __init__(self, api: Api, namespace: str = "netprobe", image: str = DEFAULT_IMAGE,

@@ -16,11 +16,12 @@ import threading
 import time
 from pathlib import Path
 
-from netprobe.agents.spec import READY_LINE, AgentResult, AgentSpec
+from netprobe.agents.spec import GO_LINE, READY_LINE, AgentResult, AgentSpec
 from netprobe.capture.backend import TCPDUMP, CaptureBackend
 from netprobe.core import errors
 from netprobe.core.model import CallKind, CallTarget
 from netprobe.core.settings import Timeouts
+from netprobe.host import neighbours
 from netprobe.replay import sockets
 
 
@@ -43,6 +44,8 @@ def replay_role(spec: AgentSpec, workdir: Path) -> AgentResult:
     from netprobe.core import wire
     from netprobe.replay import probe  # the capture role must start fast: import only here
 
+    if spec.gated and not _released():
+        raise errors.AgentError("the controller closed the gate without releasing the replay")
     started = time.time()
     timeouts = Timeouts(**spec.timeouts)
 
@@ -65,6 +68,16 @@ def replay_role(spec: AgentSpec, workdir: Path) -> AgentResult:
                        interfaces=_interfaces(spec.netns), started=started, ended=time.time())
 
 
+CAPTURE_DRAIN = 0.05
+"""Seconds a capture agent keeps reading after it is told to stop (tcpdump's buffer)."""
+
+
+def _released() -> bool:
+    """Says ready, then waits for the controller's `go` (False: stdin closed first)."""
+    print(READY_LINE, flush=True)
+    return sys.stdin.readline().strip() == GO_LINE
+
+
 def _wait_for_stop(spec: AgentSpec) -> None:
     deadline = time.monotonic() + spec.duration
     while (remaining := deadline - time.monotonic()) > 0:
@@ -85,9 +98,12 @@ def capture_role(spec: AgentSpec, workdir: Path,
                          snaplen=spec.snaplen) as capture:
         print(READY_LINE, flush=True)
         _wait_for_stop(spec)
-        capture.stop(grace=float(spec.timeouts.get("capture_grace", 0.2)))
+        # Told to stop once the replay is over, and the replay's own capture already waited
+        # its grace for late packets: only what tcpdump has not read yet is left to drain.
+        capture.stop(grace=CAPTURE_DRAIN)
     return AgentResult(spec.run_id, spec.node, spec.role, True, captures=[path.read_bytes()],
-                       interfaces=_interfaces(spec.netns), started=started, ended=time.time())
+                       interfaces=_interfaces(spec.netns), started=started, ended=time.time(),
+                       neighbours=neighbours.states(spec.watch, spec.netns))
 
 
 def run(spec: AgentSpec) -> AgentResult:

@@ -20,6 +20,8 @@ from netprobe.core import errors
 
 SCHEMA = "netprobe.io/v1"
 READY_LINE = "NETPROBE-READY"
+GO_LINE = "go"
+"""What the controller writes to a gated replay agent to let it call."""
 RESULT_MARK = "NETPROBE-RESULT"
 # The result's payload line stays under kubelet's default log rotation size
 # (containerLogMaxSize 10 MiB): `kubectl logs` reads the current file only.
@@ -49,6 +51,12 @@ class AgentSpec:
     snaplen: int = 1024
     stop_on_stdin: bool = False
     """For `capture`: stop as soon as standard input closes (the netns backend's signal)."""
+    watch: list[str] = field(default_factory=list)
+    """For `capture`: addresses whose neighbour (ARP/ND) state the agent reports at the end."""
+    gated: bool = False
+    """For `replay`: once started up, print the ready line and wait for a `go` line on
+    standard input, so the controller can start it together with the captures and
+    release it when they are all ready (backends with `gates_replay`)."""
 
     def to_json(self) -> str:
         return json.dumps(dict(dataclasses.asdict(self), schema=SCHEMA, kind="AgentSpec"))
@@ -87,6 +95,9 @@ class AgentResult:
     ended: float = 0.0
     warnings: list[str] = field(default_factory=list)
     """What the controller should tell the user (a capture cut to fit the pod log)."""
+    neighbours: dict[str, str] = field(default_factory=dict)
+    """For `capture`: the node's neighbour (ARP/ND) state of each watched address when the
+    capture stopped (`incomplete`: the node asks and nobody answers)."""
 
     def to_json_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

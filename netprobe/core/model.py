@@ -281,6 +281,9 @@ class Evidence:
     dialed: tuple[str, int] | None = None
     destination_on_link: bool | None = None
     """Whether the wire destination is on a directly connected network."""
+    neighbour_unresolved: str | None = None
+    """The endpoint's node still asks ARP/ND for the address (`NODE (incomplete)`): its
+    agent's word, which comes before the kernel gives up and answers host unreachable."""
     endpoint_listed: bool = False
     """The wire destination is one of the Service's endpoints (its EndpointSlices)."""
     system_roots: bool = False

@@ -147,6 +147,8 @@ def _neighbour_failed(ev: Evidence) -> bool:
     """Host unreachable after the SYN was retransmitted: not a router without a route (that
     answers the first SYN) but the last hop giving up on ARP/ND for the destination
     (Linux: 3 probes 1 s apart, while the SYN and its retransmission wait in its queue)."""
+    if ev.neighbour_unresolved is not None:
+        return True
     packets = ev.packets
     if packets is None or packets.syn_retransmissions < 1:
         return False
@@ -155,24 +157,27 @@ def _neighbour_failed(ev: Evidence) -> bool:
 
 def _stale_endpoint(ev: Evidence) -> Verdict:
     packets = ev.packets
-    reporter = packets.icmp[0].reporter if packets and packets.icmp else "this host"
-    where = f"its last hop ({reporter})"
+    if ev.neighbour_unresolved is not None:
+        how = (f"its node, {ev.neighbour_unresolved}, still asks and holds the SYN; its "
+               "kernel gives up after its probes (3 s) and answers ICMP host unreachable")
+    else:
+        reporter = packets.icmp[0].reporter if packets and packets.icmp else "this host"
+        how = (f"its last hop ({reporter}) held the SYN while it resolved the address, gave "
+               "up after its probes (3 s) and answered ICMP host unreachable")
     if ev.endpoint_listed:
         return Verdict(
             VerdictClass.NO_ROUTE, Phase.TCP, Cause.STALE_ENDPOINT,
-            f"Nobody answers ARP/ND for {_dest(ev)}: {where} held the SYN while it resolved "
-            "the address, gave up after its probes (3 s) and answered ICMP host unreachable. "
-            f"{_dest(ev)} is still an endpoint of the Service, so its pod is gone (deleted, "
-            "evicted, its node restarted) while the EndpointSlice still lists it.",
+            f"Nobody answers ARP/ND for {_dest(ev)}: {how}. {_dest(ev)} is still an endpoint "
+            "of the Service, so its pod is gone (deleted, evicted, its node restarted) while "
+            "the EndpointSlice still lists it.",
             "Compare `kubectl get endpointslices -l kubernetes.io/service-name=SERVICE -o "
             "wide` with the pods; check kube-controller-manager's endpointslice controller and "
             "the node's kubelet (a NotReady node keeps its pods' endpoints until eviction); "
             "restart or delete the stale pod.")
     return Verdict(
         VerdictClass.NO_ROUTE, Phase.TCP, Cause.NEIGHBOUR_UNREACHABLE,
-        f"Nobody answers ARP/ND for {_dest(ev)}: {where} held the SYN while it resolved the "
-        "address, gave up after its probes (3 s) and answered ICMP host unreachable. No "
-        "EndpointSlice lists the address: it belongs to no running pod or host.",
+        f"Nobody answers ARP/ND for {_dest(ev)}: {how}. No EndpointSlice lists the address: "
+        "it belongs to no running pod or host.",
         "Check what should own the address (a pod IP that was reused or a node that is down); "
         "fix the URL or the Service's endpoints.")
 
@@ -445,7 +450,10 @@ RULES: tuple[Rule, ...] = (
          flows=FlowTest(lambda f: _icmp(f, True), V.CONNECTION_REFUSED,
                         "ICMP port unreachable quoting the SYN")),
     Rule("neighbour never answered",
-         replay=ReplayTest(lambda ev: ev.failure is Failure.NO_ROUTE and _neighbour_failed(ev),
+         replay=ReplayTest(lambda ev: ev.failure in (Failure.NO_ROUTE, Failure.DIAL_STALL)
+                           and _neighbour_failed(ev)
+                           and (ev.failure is Failure.NO_ROUTE
+                                or ev.neighbour_unresolved is not None),
                            _stale_endpoint)),
     Rule("no route",
          replay=ReplayTest(_failed_as(Failure.NO_ROUTE, Failure.NET_UNREACHABLE), _no_route),

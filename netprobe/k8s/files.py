@@ -43,7 +43,9 @@ def _load_text(text: str, source: str) -> list[dict[str, Any]]:
         if text.lstrip().startswith(("{", "[")):
             documents = [json.loads(text)]
         else:
-            documents = list(yaml.safe_load_all(text))
+            # libyaml's safe loader when the wheel has it: the same documents, ~10x faster
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            documents = list(yaml.load_all(text, Loader=loader))
     except json.JSONDecodeError as exc:
         raise errors.UsageError(
             f"reading snapshot {source}: line {exc.lineno}: {exc.msg}") from None

@@ -12,15 +12,14 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from netprobe.capture import pcapng_writer
-from netprobe.present import annotate
 from netprobe.trace import pathview
 from netprobe.trace.frames import Frames
 from netprobe.trace.saved import SavedTrace
 
-Written = pcapng_writer.Written
+if TYPE_CHECKING:  # the writer and the comments load only when a pcapng is written
+    from netprobe.capture.pcapng_writer import Written
 
 
 def check_writable(path: str | Path) -> Path:
@@ -57,6 +56,9 @@ def trace_pcapng(traces: Sequence[SavedTrace], path: str | Path,
 
     FRAMES: the trace's decoded captures, when the caller has them (none decoded twice).
     """
+    from netprobe.capture import pcapng_writer
+    from netprobe.present import annotate
+
     frames = frames if frames is not None else Frames()
     files: dict[Path, dict[str, Any]] = {}
     summary: list[str] = []
@@ -96,6 +98,9 @@ def analysis_pcapng(analyses: Sequence[Any], path: str | Path) -> Written:
         CaptureFormatError: a capture cannot be read again.
         UsageError: `path` cannot be written.
     """
+    from netprobe.capture import pcapng_writer
+    from netprobe.present import annotate
+
     sources = [pcapng_writer.Source(a.capture.path, a.capture.path.name,
                                     comments=annotate.flow_comments(a.packets, a.flows))
                for a in analyses]

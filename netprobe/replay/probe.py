@@ -9,6 +9,7 @@ raise. Must not: print or exit, or know about traces, agents or Kubernetes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import tempfile
 import threading
@@ -75,7 +76,7 @@ def replay(target: CallTarget, *, netns: str | None = None, timeouts: Timeouts |
         nat = _translated(outcome, netns)
         summary = None
         if sniffer and path is not None:
-            sniffer[0].stop(grace=timeouts.capture_grace)
+            sniffer[0].stop(grace=_grace(outcome, timeouts))
             known = _endpoints_known(target)
             identity = packet_summary.CallIdentity(
                 _client_ports(outcome, nat),
@@ -85,6 +86,23 @@ def replay(target: CallTarget, *, netns: str | None = None, timeouts: Timeouts |
                                                interfaces=sockets.local_addresses(netns))
         return _result(target, outcome, summary, netns, timeouts,
                        str(capture_path) if capture_path and sniffer else None, nat)
+
+
+DRAIN = 0.02
+"""Seconds tcpdump gets to read what the kernel already holds for it."""
+
+
+def _grace(outcome: call.CallOutcome, timeouts: Timeouts) -> float:
+    """How long the capture waits after the call for its last packets: a stall may still
+    draw a late reset or ICMP error (the whole `capture_grace`); a call that was answered
+    only waits for the closing handshake, a few round trips (the TCP connect's time)."""
+    if outcome.stall is not None:
+        return timeouts.capture_grace
+    tcp = next((p for p in outcome.phases if p.phase is Phase.TCP and p.status is Status.OK),
+               None)
+    if tcp is None:  # refused or unreachable: the answer is in already
+        return DRAIN
+    return min(timeouts.capture_grace, max(DRAIN, 4 * tcp.duration))
 
 
 def _peers(target: CallTarget,
@@ -156,6 +174,22 @@ def _result(target: CallTarget, outcome: call.CallOutcome, summary: PacketSummar
                         http=outcome.http, packets=summary,
                         capture=capture, netns=netns, local_address=outcome.local,
                         dialed=outcome.dialed, wire=nat)
+
+
+def with_neighbour(replay: ReplayResult, node: str, state: str) -> ReplayResult:
+    """REPLAY judged again with its endpoint's node still asking ARP/ND for the address
+    (STATE `incomplete`/`failed`): an early `io-timeout` is then a stale endpoint, and the
+    apiserver gets `no route to host` when that node's kernel gives up."""
+    target = replay.target
+    dialed = (target.apiserver_ip, target.port) if target.apiserver_ip else replay.dialed
+    evidence = Evidence(failure=Failure.DIAL_STALL, early=True, packets=replay.packets,
+                        dialed=replay.dialed, endpoint_listed=True,
+                        neighbour_unresolved=f"{node} ({state})")
+    verdict = rules.classify(evidence)
+    if verdict.cls is replay.verdict.cls:
+        return replay
+    return dataclasses.replace(replay, verdict=verdict, apiserver_error=apiserver.predict(
+        target, Failure.NO_ROUTE, dialed=dialed))
 
 
 def bad_ca_bundle(target: CallTarget, problem: str) -> ReplayResult:

@@ -8,6 +8,8 @@ anything about the packets.
 
 from __future__ import annotations
 
+import importlib
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +26,15 @@ class Frames:
         self._tables: dict[tuple[Path, int, int, int], pd.DataFrame] = {}
         self.decoded = 0
         """How many files were decoded (each once)."""
+
+    @staticmethod
+    def warm_up() -> threading.Thread:
+        """Loads the decoder's libraries (pandas) in the background, e.g. while the agents
+        run: the first `get` then does not wait for them."""
+        thread = threading.Thread(target=importlib.import_module, args=("pandas",),
+                                  name="netprobe-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     def get(self, path: str | Path) -> pd.DataFrame:
         """The `netprobe.analysis.read` table of PATH. Raises: as `analysis.read`.

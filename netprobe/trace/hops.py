@@ -207,10 +207,11 @@ def _worker_hops(facts: PathFacts, cp: Sighting, worker: Sighting,
         hops.append(Hop(pod_id, pod_label, HopStatus.UNOBSERVABLE, node,
                         detail=f"connected, but {node}'s capture did not see the pod's veth"))
     elif not reached_pod and replay.verdict.cause in NEIGHBOUR_CAUSES:
-        reporters = ", ".join(dict.fromkeys(rep for _, rep, _, _ in cp.icmp)) or node
+        reporters = ", ".join(dict.fromkeys(rep for _, rep, _, _ in cp.icmp))
+        how = (f"{reporters} gave up and answered ICMP host unreachable" if reporters
+               else "the node still asks, holding the SYN")
         hops.append(Hop(pod_id, pod_label, HopStatus.REFUSED, node,
-                        detail=f"nobody answers ARP/ND for {facts.endpoint_ip}: {reporters} "
-                        "gave up and answered ICMP host unreachable"))
+                        detail=f"nobody answers ARP/ND for {facts.endpoint_ip} on {node}: {how}"))
     elif not reached_pod:
         hops.append(Hop(pod_id, pod_label, HopStatus.DROPPED, node,
                         detail="the SYN reached the node but never its pod's veth"))

@@ -33,7 +33,14 @@ from netprobe.agents.spec import AgentResult
 from netprobe.core import rules, wire
 from netprobe.core.model import CallTarget, Finding, ProxyMode, ReplayResult, TraceResult
 from netprobe.core.settings import Timeouts
-from netprobe.replay.probe import bad_ca_bundle, ca_bundle_problem, service_missing
+from netprobe.core.verdicts import VerdictClass
+from netprobe.host import neighbours
+from netprobe.replay.probe import (
+    bad_ca_bundle,
+    ca_bundle_problem,
+    service_missing,
+    with_neighbour,
+)
 from netprobe.trace import checks, correlate, discovery, hops, plan, run
 from netprobe.trace.discovery import CallPath, EndpointInfo, NodeInfo, Obj
 from netprobe.trace.frames import Frames
@@ -167,6 +174,19 @@ def path_facts(path: CallPath, endpoint: EndpointInfo | None, vantage: str | Non
         service_exists=bool(path.url) or path.service is not None, proxy_mode=proxy_mode)
 
 
+def _judged_with_neighbours(replay: ReplayResult, endpoint: EndpointInfo | None,
+                            node_result: AgentResult | None) -> ReplayResult:
+    """An early io-timeout whose endpoint's node still asks ARP/ND for the pod IP is a
+    stale endpoint (the node agent's neighbour table says so before the kernel gives up)."""
+    if endpoint is None or node_result is None or \
+            replay.verdict.cls is not VerdictClass.IO_TIMEOUT:
+        return replay
+    state = node_result.neighbours.get(endpoint.ip)
+    if state not in neighbours.UNRESOLVED:
+        return replay
+    return with_neighbour(replay, node_result.node, state)
+
+
 IPVS_INTERFACE = "kube-ipvs0"
 """The dummy link kube-proxy's IPVS mode holds every ClusterIP on."""
 
@@ -185,7 +205,8 @@ def _endpoint_result(path: CallPath, agents: run.AgentRun, agent_plan: plan.Agen
     probe = agent_plan.probes[index]
     endpoint = probe.endpoint
     node = endpoint.node if endpoint else None
-    replay = wire.replay_from_json(agents.replay.replays[index])
+    replay = _judged_with_neighbours(wire.replay_from_json(agents.replay.replays[index]),
+                                     endpoint, agents.captures.get(node or ""))
     seen = correlate_probe(agents, saved, frames, index, replay, node)                   # 5
     facts = path_facts(path, endpoint, agent_plan.vantage, agent_plan.managed,
                        _proxy_mode(proxy, agents.replay))
@@ -244,6 +265,7 @@ def trace_path(kind: TargetKind, path: CallPath, objects: list[Obj], backend: Ag
         return [_unsent(path, target, findings, bad_ca_bundle(target, problem))]
     agent_plan = plan.plan(path, target, nodes, backend, options.timeouts,                # 2
                            options.apiserver_node)
+    Frames.warm_up()  # stage 4's libraries load while the agents run
     agents = run.run(backend, agent_plan, options.agent_start_timeout, progress)          # 3
     with tempfile.TemporaryDirectory(prefix="netprobe-trace-") as scratch:
         saved = save(agents, options.pcap_dir or Path(scratch))                          # 4

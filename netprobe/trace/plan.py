@@ -110,12 +110,17 @@ def plan(path: CallPath, base: CallTarget, nodes: dict[str, NodeInfo], backend: 
         if call.endpoint and call.endpoint.node and call.endpoint.node != node:
             endpoint_nodes.setdefault(call.endpoint.node, []).append(call.endpoint)
     timers = dataclasses.asdict(timeouts)
+    if calls and all(c.endpoint and c.endpoint.node in endpoint_nodes for c in calls):
+        # Each endpoint's node agent reports its ARP/ND state: the replay need not wait
+        # for a last hop to give up before calling a silent drop.
+        timers.update(neighbour_give_up=0.0, neighbour_grace=0.0)
     duration = (path.timeout_seconds if timeouts.full else EARLY_VERDICT_WINDOW) + CAPTURE_SLACK
     replay = AgentSpec(run_id, node, "replay", targets=[target_json(c.target) for c in calls],
                        timeouts=timers)
     captures = tuple(
         AgentSpec(run_id, worker, "capture",
                   bpf=filters.endpoints_filter([(e.ip, e.port) for e in endpoints]),
+                  watch=sorted({e.ip for e in endpoints}),
                   timeouts=timers, duration=duration)
         for worker, endpoints in endpoint_nodes.items())
     return AgentPlan(run_id, node, managed, tuple(calls), replay, captures)

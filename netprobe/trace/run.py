@@ -9,6 +9,7 @@ Must not: know which backend runs the agents, or read their captures.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,11 +48,19 @@ def run(backend: AgentBackend, plan: AgentPlan, start_timeout: float,
             handle = backend.start(spec)
             started.append(handle)
             capture_handles.append(handle)
+        replay_handle = None
+        if backend.gates_replay:  # it starts up while the captures attach their filters
+            replay_handle = backend.start(dataclasses.replace(plan.replay, gated=True))
+            started.append(replay_handle)
         for handle in capture_handles:
             handle.wait_ready(start_timeout)
         progress(f"replaying the apiserver's call from {plan.replay.node}")
-        replay_handle = backend.start(plan.replay)
-        started.append(replay_handle)
+        if replay_handle is None:
+            replay_handle = backend.start(plan.replay)
+            started.append(replay_handle)
+        else:
+            replay_handle.wait_ready(start_timeout)
+            replay_handle.release()
         budget = start_timeout + max(t["timeout_seconds"] for t in plan.replay.targets)
         replayed = _checked(replay_handle.finish(budget))
         progress("collecting captures")

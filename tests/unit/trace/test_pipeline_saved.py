@@ -10,6 +10,7 @@ decoding, correlation, hops, culprit and refinement all run for real.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,44 @@ def test_a_ca_bundle_that_is_not_pem_is_diagnosed_without_agents(tmp_path: Path)
     assert all("could not get REST client: unable to load root certificates" in
                (r.apiserver_error.message if r.apiserver_error else "") for r in results)
     assert all("invalid-ca-bundle" in {f.code for f in r.findings} for r in results)
+
+
+@pytest.mark.parametrize("state, verdict", [
+    ("incomplete", ("no-route", "stale-endpoint", "pod-veth")),
+    ("failed", ("no-route", "stale-endpoint", "pod-veth")),
+    ("reachable", ("io-timeout", "dropped-at-pod", "pod-veth")),
+    (None, ("io-timeout", "dropped-at-pod", "pod-veth"))])
+def test_the_endpoint_nodes_neighbour_table_tells_a_stale_endpoint(tmp_path: Path, state,
+                                                                   verdict) -> None:
+    """The SYN reached the node and never the pod: a policy drop, unless the node still asks
+    ARP for the pod IP (its agent's neighbour table), then the pod is gone and the apiserver
+    gets `no route to host` once the node's kernel gives up."""
+    saved = json.loads((CAPTURES / "networkpolicy-drop" / "trace.json").read_text())
+    recorded = _recorded(CAPTURES / "networkpolicy-drop", saved)
+
+    def answer(spec: AgentSpec) -> AgentResult:
+        result = recorded.handler(spec)
+        if spec.role == "capture":
+            assert spec.watch == ["10.244.1.5"]
+            return dataclasses.replace(result, neighbours={"10.244.1.5": state} if state else {})
+        assert spec.timeouts["neighbour_give_up"] == 0  # the node agent watches ARP instead
+        return result
+
+    backend = FakeBackend(answer, nodes=recorded.nodes)
+    (result,) = trace_webhooks(_objects("networkpolicy-drop", saved, tmp_path / "pki"), backend,
+                               name="validating/cert-manager-webhook")
+    assert (result.verdict.cls.value, result.verdict.cause,
+            result.culprit.hop if result.culprit else None) == verdict
+    message = result.apiserver_error.message if result.apiserver_error else ""
+    assert message.endswith("connect: no route to host") == (verdict[0] == "no-route")
+
+
+def test_a_gated_replay_starts_with_the_captures_and_is_released(tmp_path: Path) -> None:
+    saved = json.loads((CAPTURES / "ok" / "trace.json").read_text())
+    recorded = _recorded(CAPTURES / "ok", saved)
+    backend = FakeBackend(recorded.handler, nodes=recorded.nodes, gates_replay=True)
+    results = trace_webhooks(_objects("ok", saved, tmp_path / "pki"), backend,
+                             name="validating/cert-manager-webhook")
+    assert [r.verdict.cls.value for r in results] == ["ok", "ok"]
+    roles = [(spec.role, spec.gated) for spec in backend.started]
+    assert roles == [("capture", False), ("capture", False), ("replay", True)]

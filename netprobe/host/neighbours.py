@@ -1,0 +1,43 @@
+"""Asking the kernel's neighbour table (ARP, NDP) whether an address answers.
+
+Owns: one RTM_GETNEIGH dump (through pyroute2, inside a named network namespace)
+turned into {address: state} for the addresses asked about (`incomplete`,
+`reachable`, `stale`, `delay`, `probe`, `failed`...). A node whose entry for a
+pod IP is `incomplete` or `failed` is asking ARP/ND and nobody answers: the pod
+is gone. Must not: change the table, or fail the caller: no permission, no
+pyroute2 or an address without an entry all mean "unknown" (left out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from netprobe.host import nsenter
+
+UNRESOLVED = frozenset({"incomplete", "failed"})
+"""States of an address nobody answers ARP/ND for."""
+
+
+def states(addresses: Iterable[str], netns: str | None = None) -> dict[str, str]:
+    """{address: neighbour state} in NETNS, for those of ADDRESSES that have an entry."""
+    wanted = set(addresses)
+    if not wanted:
+        return {}
+    try:
+        from pyroute2 import IPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
+        from pyroute2.netlink.rtnl import ndmsg
+    except ImportError:
+        return {}
+    names = {value: name.removeprefix("NUD_").lower() for name, value in ndmsg.NUD_NAMES.items()}
+    found: dict[str, str] = {}
+    try:
+        with nsenter.entered(netns), IPRoute() as route:
+            for message in route.get_neighbours():
+                address = message.get_attr("NDA_DST")
+                if address in wanted:
+                    state = int(message["state"])
+                    found[address] = names.get(state, f"0x{state:x}")
+    except (NetlinkError, OSError):
+        return {}
+    return found
