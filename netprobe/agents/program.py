@@ -97,6 +97,8 @@ def capture_role(spec: AgentSpec, workdir: Path,
     with backend.sniffer(path, spec.bpf, netns=spec.netns, interface=spec.interface,
                          snaplen=spec.snaplen) as capture:
         print(READY_LINE, flush=True)
+        if spec.watch:
+            neighbours.prepare()  # while the replay runs, not after it
         _wait_for_stop(spec)
         # Told to stop once the replay is over, and the replay's own capture already waited
         # its grace for late packets: only what tcpdump has not read yet is left to drain.

@@ -18,6 +18,14 @@ UNRESOLVED = frozenset({"incomplete", "failed"})
 """States of an address nobody answers ARP/ND for."""
 
 
+def prepare() -> None:
+    """Loads the netlink library now (e.g. while a capture waits), not when asked."""
+    try:
+        import pyroute2  # noqa: F401
+    except ImportError:
+        pass
+
+
 def states(addresses: Iterable[str], netns: str | None = None) -> dict[str, str]:
     """{address: neighbour state} in NETNS, for those of ADDRESSES that have an entry."""
     wanted = set(addresses)

@@ -13,8 +13,6 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from netprobe import analysis
-
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -48,6 +46,8 @@ class Frames:
         except OSError:
             key = (resolved, -1, -1, -1)
         if key not in self._tables:
+            from netprobe import analysis  # numpy and pandas: only once a capture is read
+
             self._tables[key] = analysis.read(resolved)
             self.decoded += 1
         return self._tables[key]

@@ -18,6 +18,8 @@ from netprobe.trace.correlate import Sighting
 
 REFUSING = (HopStatus.REFUSED, HopStatus.DROPPED, HopStatus.FAILED)
 NEIGHBOUR_CAUSES = (Cause.STALE_ENDPOINT, Cause.NEIGHBOUR_UNREACHABLE)
+MISSED = "connected, but"
+"""How the detail of a hop starts when the replay's handshake proves what a capture missed."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ def _nat_detail(facts: PathFacts, replay: ReplayResult, cp: Sighting) -> str:
     return ", ".join(parts)
 
 
-NOT_CAPTURED = ("connected, but the capture holds no packet of this call: captured elsewhere "
+NOT_CAPTURED = (MISSED + " the capture holds no packet of this call: captured elsewhere "
                 "than the path, or NAT changed the tuple")
 
 
@@ -167,7 +169,7 @@ def _local_hops(facts: PathFacts, cp: Sighting, replay: ReplayResult) -> list[Ho
                     addresses=cp.addresses)]
     if _connected(replay):
         return [Hop(hop_id, label, HopStatus.UNOBSERVABLE, node,
-                    detail=f"connected, but {node}'s capture did not see the SYN")]
+                    detail=f"{MISSED} {node}'s capture did not see the SYN")]
     return [Hop(hop_id, label, HopStatus.NOT_SEEN, node,
                 detail="the SYN never left the node's NAT")]
 
@@ -184,7 +186,7 @@ def _worker_hops(facts: PathFacts, cp: Sighting, worker: Sighting,
     if not worker.seen and _connected(replay):
         # The handshake completed, so the SYN did arrive: the node's capture missed it
         # (another interface, or an eBPF datapath that bypasses where tcpdump listens).
-        missed = f"connected, but {node}'s capture did not see the SYN"
+        missed = f"{MISSED} {node}'s capture did not see the SYN"
         return [Hop("network", "provider network", HopStatus.UNOBSERVABLE, detail=missed),
                 Hop("worker-ingress", ingress, HopStatus.UNOBSERVABLE, node, detail=missed),
                 Hop(pod_id, pod_label, HopStatus.UNOBSERVABLE, node)]
@@ -205,7 +207,7 @@ def _worker_hops(facts: PathFacts, cp: Sighting, worker: Sighting,
     reached_pod = facts.pod_in_node_netns or len(worker.syn_interfaces) > 1
     if not reached_pod and _connected(replay):  # the handshake proves it got there
         hops.append(Hop(pod_id, pod_label, HopStatus.UNOBSERVABLE, node,
-                        detail=f"connected, but {node}'s capture did not see the pod's veth"))
+                        detail=f"{MISSED} {node}'s capture did not see the pod's veth"))
     elif not reached_pod and replay.verdict.cause in NEIGHBOUR_CAUSES:
         reporters = ", ".join(dict.fromkeys(rep for _, rep, _, _ in cp.icmp))
         how = (f"{reporters} gave up and answered ICMP host unreachable" if reporters
@@ -282,6 +284,13 @@ def _local_path(facts: PathFacts, replay: ReplayResult, cp: Sighting,
     if any(h.status in REFUSING or h.status is HopStatus.NOT_SEEN for h in delivery):
         return delivery + [_skip("webhook", "webhook")]
     return delivery + [_webhook_hop(facts, replay, cp)]
+
+
+def disagreements(hops: list[Hop]) -> list[str]:
+    """Notes for where the packets and the replay disagree (a capture missed the call)."""
+    return [f"the packets and the replay disagree at {hop.id} ({hop.label}): {hop.detail}"
+            for hop in hops if hop.status is HopStatus.UNOBSERVABLE
+            and hop.detail.startswith(MISSED)]
 
 
 def culprit(hops: list[Hop], facts: PathFacts, replay: ReplayResult | None = None

@@ -220,7 +220,8 @@ def _endpoint_result(path: CallPath, agents: run.AgentRun, agent_plan: plan.Agen
     interfaces = {agents.replay.node: dict(agents.replay.interfaces)}
     if node and worker is not None:
         interfaces[node] = dict(worker.interfaces)
-    notes = dict.fromkeys([*agents.replay.warnings, *(worker.warnings if worker else [])])
+    notes = dict.fromkeys([*agents.replay.warnings, *(worker.warnings if worker else []),
+                           *hops.disagreements(path_hops)])
     return TraceResult(
         target=replay.target.url, configuration=path.configuration, webhook=path.name,
         endpoint=f"{endpoint.ip}:{endpoint.port}" if endpoint else None, verdict=verdict,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import story
 from tests.integration.wire import run_cli, tshark_count, tshark_rows
 
 pytestmark = pytest.mark.lab
@@ -74,6 +75,7 @@ def test_trace_names_the_culprit(lab_trace) -> None:
         else:
             assert (culprit["hop"], culprit["node"]) == (hop, node), culprit
         assert [h["id"] for h in result["hops"]][:2] == ["apiserver", "service"]
+        story.check(result)
     assert code == (0 if cls == "ok" else 1)
 
 

@@ -25,6 +25,7 @@ from netprobe.lab import objects, pki, scenarios
 from netprobe.present import export
 from netprobe.trace import saved as saved_trace
 from netprobe.trace.frames import Frames
+from tests import story
 
 CAPTURES = Path(__file__).resolve().parents[3] / "captures"
 SAVED = sorted(path.parent.name for path in CAPTURES.glob("*/trace.json"))
@@ -80,6 +81,8 @@ def test_saved_trace_is_reproduced_by_the_pipeline(folder: str, tmp_path: Path) 
                              name="validating/cert-manager-webhook",
                              options=TraceOptions(pcap_dir=tmp_path / "pcaps"), frames=frames)
     assert _comparable(wire.trace_to_json(results)) == _comparable(saved)
+    for result in wire.trace_to_json(results)["results"]:
+        story.check(result)
     files = {c for r in results for c in r.captures}
     assert frames.decoded == len(files)  # each capture decoded once, replay and worker alike
     if files:
