@@ -19,7 +19,9 @@ from netprobe.trace import pipeline as trace
 
 SCENARIOS = ("ok", "connection-refused", "no-endpoints", "io-timeout", "networkpolicy-drop",
              "rst-middlebox", "no-route", "tls-handshake-timeout", "response-timeout",
-             "http-error", "x509-unknown-authority", "x509-expired", "fargate-kubelet")
+             "http-error", "x509-unknown-authority", "x509-expired", "fargate-kubelet",
+             "stale-endpoint", "empty-ca-bundle", "pod-on-control-plane",
+             "hostnetwork-control-plane")
 
 
 def main() -> None:

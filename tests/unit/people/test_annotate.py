@@ -46,10 +46,22 @@ EXPECTED = {
     "x509-expired": [("control-plane-1/npeth0", "ServerHello", "certificate has expired")],
     "x509-unknown-authority": [
         ("control-plane-1/npeth0", "ServerHello", "certificate signed by unknown authority")],
+    "empty-ca-bundle": [
+        ("control-plane-1/npeth0", "ServerHello", "certificate signed by unknown authority")],
     "fargate-kubelet": [
         ("control-plane/npeth0", "ServerHello",
          "x509: certificate is valid for ip-10-0-3-33.eu-west-1.compute.internal")],
     "http-error": [("control-plane-1/npeth0", "data", "netprobe verdict: http-error")],
+    "stale-endpoint": [
+        ("worker-1/npeth0", "SYN", "a copy on another interface, not a retransmission"),
+        ("control-plane-1/npeth0", "SYN", "netprobe verdict: no-route (stale-endpoint)")],
+    # The endpoint on the replaying node: the replay's own capture is the pod's side too.
+    "pod-on-control-plane": [
+        ("control-plane-1/npv-8d7b5-x2x4q", "SYN", "a copy on another interface"),
+        ("control-plane-1/npv-8d7b5-x2x4q", "SYN-ACK", "the connection is accepted")],
+    "hostnetwork-control-plane": [
+        ("control-plane-1/lo", "SYN", "to 10.0.0.10:10260, the Service 10.96.20.99:443 after "
+                                      "kube-proxy's DNAT")],
     "ok": [("worker-1/npv-8d7b5-x2x4q", "SYN-ACK", "the connection is accepted"),
            ("worker-2/npv-8d7b5-p8wzn", "SYN-ACK", "the connection is accepted")],
 }
