@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from netprobe.agents.backend import AgentBackend, AgentHandle
@@ -64,13 +65,21 @@ def run(backend: AgentBackend, plan: AgentPlan, start_timeout: float,
         budget = start_timeout + max(t["timeout_seconds"] for t in plan.replay.targets)
         replayed = _checked(replay_handle.finish(budget))
         progress("collecting captures")
-        captured = [_checked(handle.finish(start_timeout + COLLECT_SLACK))
-                    for handle in capture_handles]
+        captured = _finish_all(capture_handles, start_timeout + COLLECT_SLACK)
         return AgentRun(replayed, {result.node: result for result in captured})
     finally:
         for handle in started:
             handle.abort()
         backend.cleanup(plan.run_id)  # agents left by a crash (pods are deleted by label)
+
+
+def _finish_all(handles: list[AgentHandle], timeout: float) -> list[AgentResult]:
+    """Every capture told to stop at once (each drains and uploads while the others do)."""
+    if len(handles) <= 1:
+        return [_checked(handle.finish(timeout)) for handle in handles]
+    with ThreadPoolExecutor(max_workers=min(16, len(handles))) as pool:
+        results = list(pool.map(lambda handle: handle.finish(timeout), handles))
+    return [_checked(result) for result in results]
 
 
 def _checked(result: AgentResult) -> AgentResult:
