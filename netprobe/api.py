@@ -19,16 +19,21 @@ __all__ = ["SavedTrace", "TraceOptions", "VantageCapture", "load_trace", "read_t
 def trace_lab_scenario(name: str, *, options: TraceOptions | None = None,
                        webhook: str | None = "validating/cert-manager-webhook",
                        proxy_mode: ProxyMode = ProxyMode.IPTABLES) -> list[TraceResult]:
-    """Brings lab scenario NAME up (if needed) and traces its webhook end to end.
+    """Brings lab scenario NAME up (if needed) and traces its call end to end: its webhook
+    (WEBHOOK selects which), or its APIService for an aggregated-API scenario.
 
     The snapshot and the netns map are the lab's own, exactly what
     `netprobe lab snapshot` and `netprobe lab netns-map` print. The lab stays up.
     """
     from netprobe.agents.netns import NetnsBackend, parse_netns_map
-    from netprobe.lab import lifecycle
+    from netprobe.lab import lifecycle, scenarios
+    from netprobe.trace.pipeline import trace
+    from netprobe.trace.targets import KINDS
 
     state, _ = lifecycle.up(name, proxy_mode)
     plan = lifecycle.plan_of(state)
     objects = lifecycle.snapshot_list(state)["items"]
     backend = NetnsBackend(parse_netns_map(lifecycle.netns_map(plan)))
-    return trace_webhooks(objects, backend, name=webhook, options=options)
+    kind = KINDS[scenarios.get(name).command]
+    selected = webhook if kind.command == "webhook" else None
+    return trace(kind, objects, backend, name=selected, options=options)

@@ -133,8 +133,8 @@ def demo(names: tuple[str, ...], verbose: bool, proxy_mode: str) -> None:
     chosen = [scenarios.get(name) for name in names] or list(scenarios.SCENARIOS)
     modes = list(LAB_MODES) if proxy_mode == "all" else [ProxyMode(proxy_mode)]
     click.echo(f"netprobe lab demo: {len(chosen)} scenarios x {len(modes)} kube-proxy modes; "
-               "each is built, traced with 'netprobe trace webhook' from its snapshot and netns "
-               "map, and removed\n")
+               "each is built, traced with 'netprobe trace webhook' (or 'trace apiservice') from "
+               "its snapshot and netns map, and removed\n")
     misses = 0
     try:
         for mode in modes:

@@ -46,6 +46,8 @@ class CallKind(str, enum.Enum):
     """admission.k8s.io/v1 AdmissionReview (validating and mutating)."""
     CONVERSION = "conversion"
     """apiextensions.k8s.io/v1 ConversionReview (CRD conversion)."""
+    DISCOVERY = "discovery"
+    """kube-aggregator's availability check of an APIService: GET /apis/GROUP/VERSION."""
 
 
 class ProxyMode(enum.StrEnum):
@@ -102,6 +104,8 @@ class CallTarget:
     endpoints: tuple[str, ...] = ()
     """`IP:PORT` (`[IPv6]:PORT`) of every endpoint the Service's NAT may send the call to:
     the capture follows the call there even when the node's SNAT changes its source port."""
+    insecure_skip_verify: bool = False
+    """An APIService's `insecureSkipTLSVerify`: the certificate is not verified."""
 
 
 WebhookTarget = CallTarget
@@ -393,3 +397,5 @@ class TraceResult:
     """node -> {ifindex: interface name} where its capture ran (names SLL2 interfaces)."""
     notes: tuple[str, ...] = ()
     """What the user should know about how the trace was made (a capture cut short)."""
+    target_kind: str = "webhook"
+    """Which kind of call was traced: `webhook` or `apiservice` (the `trace` sub-command)."""

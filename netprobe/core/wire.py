@@ -122,6 +122,7 @@ def _trace_result(result: Any) -> dict[str, Any]:
     verdict["culprit"] = _plain(result.culprit)
     error = result.apiserver_error
     return {
+        "target_kind": result.target_kind,
         "target": result.target,
         "configuration": result.configuration,
         "webhook": result.webhook,
@@ -190,6 +191,7 @@ def _trace_result_from_json(data: dict[str, Any]) -> Any:
         notes=tuple(data.get("notes", [])),
         replay=replay_from_json(data["replay"]) if data.get("replay") else None,
         pod=data.get("pod"), node=data.get("node"),
+        target_kind=str(data.get("target_kind", "webhook")),
         interfaces={str(node): {str(k): str(v) for k, v in names.items()}
                     for node, names in (data.get("interfaces") or {}).items()})
 

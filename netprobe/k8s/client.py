@@ -36,6 +36,7 @@ class Api:
         self.admission = client.AdmissionregistrationV1Api(api_client)
         self.extensions = client.ApiextensionsV1Api(api_client)
         self.discovery = client.DiscoveryV1Api(api_client)
+        self.registration = client.ApiregistrationV1Api(api_client)
         self.authorization = client.AuthorizationV1Api(api_client)
 
     @classmethod

@@ -52,6 +52,9 @@ KINDS = (
 )
 KUBE_PROXY_CONFIG_MAPS = ("kube-proxy", "kube-proxy-config")
 """kube-proxy's configuration in kube-system: kubeadm's name, then EKS's."""
+APISERVICES = Kind("apiregistration.k8s.io/v1", "APIService", "apiservices",
+                   lambda api: api.registration.list_api_service)
+"""Read when allowed: only `trace apiservice` needs them."""
 SECRETS = Kind("v1", "Secret", "secrets", lambda api: api.core.list_secret_for_all_namespaces,
                lambda api: api.core.list_namespaced_secret)
 
@@ -120,7 +123,15 @@ class LiveSource:
             if kind.kind == "CustomResourceDefinition":
                 items = [item for item in items if _is_conversion_webhook(item)]
             found += items
-        return found + self._secrets(namespaces) + self._kube_proxy()
+        return found + self._apiservices() + self._secrets(namespaces) + self._kube_proxy()
+
+    def _apiservices(self) -> list[dict[str, Any]]:
+        """APIServices, where they may be read (a webhook trace does without them)."""
+        try:
+            return self._list(APISERVICES, None)
+        except (errors.K8sForbidden, errors.K8sNotFound) as exc:
+            self.notes.append(f"skipped APIServices: not readable ({exc})")
+            return []
 
     def _kube_proxy(self) -> list[dict[str, Any]]:
         """kube-proxy's ConfigMap (its mode), where there is one and it may be read."""

@@ -36,7 +36,9 @@ def _meta(kind: str, name: str, created: str, namespace: str | None = None,
     return meta
 
 
-def _app_labels() -> dict[str, str]:
+def _app_labels(plan: Plan) -> dict[str, str]:
+    if plan.aggregated is not None:
+        return {"k8s-app": "metrics-server"}
     return {"app": "webhook", "app.kubernetes.io/component": "webhook",
             "app.kubernetes.io/instance": "cert-manager",
             "app.kubernetes.io/name": "webhook"}
@@ -73,14 +75,14 @@ def webhook_configurations(plan: Plan, ca_bundle: bytes, created: str) -> list[O
     validating = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
-        "metadata": dict(_meta("vwc", "cert-manager-webhook", created, labels=_app_labels()),
+        "metadata": dict(_meta("vwc", "cert-manager-webhook", created, labels=_app_labels(plan)),
                          annotations=annotations),
         "webhooks": [_webhook_entry(plan, ca_bundle, "/validate")],
     }
     mutating = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
-        "metadata": dict(_meta("mwc", "cert-manager-webhook", created, labels=_app_labels()),
+        "metadata": dict(_meta("mwc", "cert-manager-webhook", created, labels=_app_labels(plan)),
                          annotations=annotations),
         "webhooks": [dict(_webhook_entry(plan, ca_bundle, "/mutate"),
                           reinvocationPolicy="Never")],
@@ -93,16 +95,17 @@ def service(plan: Plan, created: str) -> Obj:
     return {
         "apiVersion": "v1", "kind": "Service",
         "metadata": _meta("svc", hook.service_name, created, hook.service_namespace,
-                          _app_labels()),
+                          _app_labels(plan)),
         "spec": {
             "type": "ClusterIP", "clusterIP": hook.cluster_ip, "clusterIPs": [hook.cluster_ip],
             "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
             "internalTrafficPolicy": "Cluster", "sessionAffinity": "None",
             "ports": [{"name": "https", "port": hook.service_port, "protocol": "TCP",
                        "targetPort": hook.target_port_name}],
-            "selector": {key: _app_labels()[key] for key in
-                         ("app.kubernetes.io/component", "app.kubernetes.io/instance",
-                          "app.kubernetes.io/name")},
+            "selector": _app_labels(plan) if plan.aggregated else
+            {key: _app_labels(plan)[key] for key in ("app.kubernetes.io/component",
+                                                      "app.kubernetes.io/instance",
+                                                      "app.kubernetes.io/name")},
         },
         "status": {"loadBalancer": {}},
     }
@@ -129,7 +132,34 @@ def endpoint_slice(plan: Plan, created: str) -> Obj:
     }
 
 
+METRICS_SERVER_VERSION = "v0.7.2"
+
+
+def _metrics_server_container(pod: Pod) -> Obj:
+    """metrics-server's container as its components.yaml (v0.7) writes it."""
+    https = {"path": "/readyz", "port": "https", "scheme": "HTTPS"}
+    return {
+        "name": "metrics-server",
+        "image": f"registry.k8s.io/metrics-server/metrics-server:{METRICS_SERVER_VERSION}",
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["--cert-dir=/tmp", f"--secure-port={pod.container_port}",
+                 "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+                 "--kubelet-use-node-status-port", "--metric-resolution=15s"],
+        "ports": [{"name": "https", "containerPort": pod.container_port, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": https, "initialDelaySeconds": 20, "periodSeconds": 10,
+                           "failureThreshold": 3},
+        "livenessProbe": {"httpGet": dict(https, path="/livez"), "periodSeconds": 10,
+                          "failureThreshold": 3},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True, "runAsUser": 1000,
+                            "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+    }
+
+
 def _container(plan: Plan, pod: Pod) -> Obj:
+    if plan.aggregated is not None:
+        return _metrics_server_container(pod)
     hook = plan.webhook
     names = [hook.service_name, f"{hook.service_name}.{hook.service_namespace}",
              f"{hook.service_name}.{hook.service_namespace}.svc"]
@@ -158,7 +188,8 @@ def _probe(path: str, port: int, failure_threshold: int) -> Obj:
 
 
 def _pod_spec(plan: Plan, pod: Pod) -> Obj:
-    return {"containers": [_container(plan, pod)], "serviceAccountName": "cert-manager-webhook",
+    account = "metrics-server" if plan.aggregated else "cert-manager-webhook"
+    return {"containers": [_container(plan, pod)], "serviceAccountName": account,
             "hostNetwork": pod.host_network,
             "dnsPolicy": "ClusterFirstWithHostNet" if pod.host_network else "ClusterFirst",
             "restartPolicy": "Always", "nodeSelector": {"kubernetes.io/os": "linux"},
@@ -169,12 +200,13 @@ def pod_object(plan: Plan, pod: Pod, created: str) -> Obj:
     hook = plan.webhook
     node = plan.node(pod.node)
     ready = "True" if pod.ready else "False"
-    labels = dict(_app_labels(), **{"pod-template-hash": "6c9f8d7b5"})
+    template_hash = pod.name.rsplit("-", 2)[-2]
+    labels = dict(_app_labels(plan), **{"pod-template-hash": template_hash})
     meta = dict(_meta("pod", pod.name, created, hook.service_namespace, labels),
                 uid=_uid("pod", hook.service_namespace, pod.name),
                 ownerReferences=[{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                                  "name": "cert-manager-webhook-6c9f8d7b5",
-                                  "uid": _uid("rs", "cert-manager-webhook-6c9f8d7b5"),
+                                  "name": pod.name.rsplit("-", 1)[0],
+                                  "uid": _uid("rs", pod.name.rsplit("-", 1)[0]),
                                   "controller": True, "blockOwnerDeletion": True}])
     spec = dict(_pod_spec(plan, pod), nodeName=pod.node)
     if node.control_plane:  # scheduled there only because the Deployment tolerates the taint
@@ -201,16 +233,17 @@ def pod_object(plan: Plan, pod: Pod, created: str) -> Obj:
 def deployment(plan: Plan, created: str) -> Obj:
     hook = plan.webhook
     pod = plan.pods[0]
-    selector = {key: _app_labels()[key] for key in
-                ("app.kubernetes.io/component", "app.kubernetes.io/instance",
-                 "app.kubernetes.io/name")}
+    selector = _app_labels(plan) if plan.aggregated else \
+        {key: _app_labels(plan)[key] for key in ("app.kubernetes.io/component",
+                                                 "app.kubernetes.io/instance",
+                                                 "app.kubernetes.io/name")}
     ready = len(plan.ready_pods)
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": _meta("deploy", hook.service_name, created, hook.service_namespace,
-                          _app_labels()),
+                          _app_labels(plan)),
         "spec": {"replicas": len(plan.pods), "selector": {"matchLabels": selector},
-                 "template": {"metadata": {"labels": _app_labels()},
+                 "template": {"metadata": {"labels": _app_labels(plan)},
                               "spec": _pod_spec(plan, pod)}},
         "status": {"replicas": len(plan.pods), "readyReplicas": ready,
                    "availableReplicas": ready, "updatedReplicas": len(plan.pods),
@@ -316,6 +349,28 @@ def kube_proxy_config(plan: Plan, created: str) -> Obj | None:
             "data": {key: config}}
 
 
+def apiservice(plan: Plan, ca_bundle: bytes, created: str) -> Obj:
+    """The APIService metrics-server registers (components.yaml), Available as the
+    aggregator last found it."""
+    api = plan.aggregated
+    assert api is not None
+    spec: Obj = {"group": api.group, "version": api.version, "groupPriorityMinimum": 100,
+                 "versionPriority": 100,
+                 "service": {"name": plan.webhook.configured_service_name,
+                             "namespace": plan.webhook.service_namespace,
+                             "port": plan.webhook.service_port}}
+    if api.insecure_skip_tls_verify:
+        spec["insecureSkipTLSVerify"] = True
+    else:
+        spec["caBundle"] = base64.b64encode(ca_bundle).decode()
+    return {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+            "metadata": _meta("apiservice", api.name, created, labels=_app_labels(plan)),
+            "spec": spec,
+            "status": {"conditions": [{"type": "Available", "status": "Unknown",
+                                       "lastTransitionTime": created, "reason": "NoCheckYet",
+                                       "message": "the lab sets no condition: netprobe checks"}]}}
+
+
 def _is_managed(plan: Plan) -> bool:
     return plan.provider is not Provider.KUBEADM
 
@@ -327,12 +382,15 @@ def build_list(plan: Plan, ca_bundle: bytes, signer_ca: bytes, started: float) -
     """
     created = dt.datetime.fromtimestamp(started, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     nodes = [node for node in plan.nodes if not (node.control_plane and _is_managed(plan))]
+    calls = ([apiservice(plan, ca_bundle, created)] if plan.aggregated
+             else webhook_configurations(plan, ca_bundle, created))
+    secrets = [] if plan.aggregated else [ca_secret(plan, signer_ca, created)]
     items = [
-        *webhook_configurations(plan, ca_bundle, created),
+        *calls,
         service(plan, created), endpoint_slice(plan, created), deployment(plan, created),
         *(pod_object(plan, pod, created) for pod in plan.running_pods),
         *(node_object(plan, node, created) for node in nodes),
-        ca_secret(plan, signer_ca, created),
+        *secrets,
     ]
     proxy = kube_proxy_config(plan, created)
     if proxy is not None:

@@ -16,6 +16,7 @@ from netprobe.lab.topology import (
     BRIDGE,
     PREFIX,
     VPC_NETNS,
+    AggregatedAPI,
     FirewallRule,
     Listener,
     Node,
@@ -47,6 +48,8 @@ class Scenario:
     cause: str
     """The cause id netprobe should name."""
     build: Callable[[], Plan]
+    command: str = "webhook"
+    """The `netprobe trace` sub-command that traces it (`webhook`, `apiservice`)."""
 
 
 def _kubelet() -> tuple[Listener, ...]:
@@ -278,6 +281,36 @@ def _stale_endpoint() -> Plan:
     return _with_pod(base_plan("stale-endpoint"), gone=True)
 
 
+METRICS_SERVER = Webhook(service_namespace="kube-system", service_name="metrics-server",
+                         configured_service_name="metrics-server", cluster_ip="10.96.140.21",
+                         timeout_seconds=5)
+"""metrics-server's Service (components.yaml: port 443, targetPort https)."""
+
+
+def _metrics_server(scenario: str, provider: Provider = Provider.KUBEADM, port: int = 10250,
+                    **changes: object) -> Plan:
+    """metrics-server behind APIService v1beta1.metrics.k8s.io, one replica on a worker."""
+    plan = base_plan(scenario, provider)
+    pod = Pod(name="metrics-server-5d9c8f7b6-q4x7m", node=plan.nodes[1].name, ip="10.244.1.7",
+              container_port=port, listeners=(Listener(port, Serve.WEBHOOK),),
+              healthz_port=port, probe_port=port)
+    plan = replace(plan, pods=(replace(pod, **changes),),  # type: ignore[arg-type]
+                   webhook=METRICS_SERVER, aggregated=AggregatedAPI())
+    return plan
+
+
+def _apiservice_firewalled() -> Plan:
+    # metrics-server before v0.5 served on 4443: a GKE private cluster's firewall only lets
+    # the control plane reach nodes on 443 and 10250.
+    return _gke_firewall(_metrics_server("apiservice-firewalled", Provider.GKE, port=4443))
+
+
+def _apiservice_ca_mismatch() -> Plan:
+    plan = _metrics_server("apiservice-ca-mismatch")
+    return replace(plan, aggregated=AggregatedAPI(insecure_skip_tls_verify=False),
+                   webhook=replace(plan.webhook, serving_cert=ServingCert.OTHER_CA))
+
+
 def _service_not_found() -> Plan:
     return replace(base_plan("service-not-found"),
                    webhook=Webhook(configured_service_name="cert-manager-webhooks"))
@@ -353,6 +386,21 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("split-endpoints",
              "healthy webhook, one replica on the control-plane node and one on a worker",
              "ok", "ok", _split_endpoints),
+    Scenario("apiservice-ok",
+             "metrics-server behind APIService v1beta1.metrics.k8s.io: discovery answers",
+             "ok", "ok", lambda: _metrics_server("apiservice-ok"), command="apiservice"),
+    Scenario("apiservice-no-endpoints",
+             "metrics-server never Ready (it cannot scrape kubelets): kube-proxy REJECTs",
+             "no-endpoints", "kube-proxy-reject",
+             lambda: _metrics_server("apiservice-no-endpoints", ready=False),
+             command="apiservice"),
+    Scenario("apiservice-firewalled",
+             "GKE private cluster: metrics-server on 4443, the firewall opens 443/10250 only",
+             "io-timeout", "gke-private-firewall", _apiservice_firewalled, command="apiservice"),
+    Scenario("apiservice-ca-mismatch",
+             "APIService with a caBundle (no insecureSkipTLSVerify) from another CA",
+             "x509-unknown-authority", "stale-ca-bundle", _apiservice_ca_mismatch,
+             command="apiservice"),
     Scenario("gke-port-443",
              "fix for io-timeout: containerPort 443 passes the GKE firewall",
              "ok", "ok", _gke_port_443),

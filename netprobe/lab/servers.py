@@ -100,6 +100,18 @@ def _review_response(path: str, body: bytes) -> bytes:
     return _response("200 OK", json.dumps(reply).encode())
 
 
+def _discovery_response(path: str) -> bytes:
+    """An aggregated API server's discovery document (metrics-server's resources)."""
+    group_version = path.removeprefix("/apis/").strip("/")
+    resources = [{"name": name, "singularName": "", "namespaced": namespaced, "kind": kind,
+                  "verbs": ["get", "list"]}
+                 for name, namespaced, kind in (("nodes", False, "NodeMetrics"),
+                                                ("pods", True, "PodMetrics"))]
+    document = {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
+                "resources": resources}
+    return _response("200 OK", json.dumps(document).encode())
+
+
 def _answer(serve: str, method: str, path: str, body: bytes) -> bytes | None:
     """Returns the HTTP response bytes, or None to never answer."""
     if serve == Serve.TLS_HANG.value:
@@ -114,6 +126,10 @@ def _answer(serve: str, method: str, path: str, body: bytes) -> bytes | None:
         return _response("404 Not Found", b"404 page not found\n", "text/plain")
     if method == "POST" and path.split("?")[0] in ("/validate", "/mutate", "/convert"):
         return _review_response(path, body)
+    if method == "GET" and path.startswith("/apis/"):
+        return _discovery_response(path)
+    if method == "GET" and path in ("/readyz", "/livez", "/healthz"):
+        return _response("200 OK", b"ok", "text/plain")
     return _response("404 Not Found", b"404 page not found\n", "text/plain")
 
 

@@ -175,6 +175,21 @@ class Webhook:
 
 
 @dataclass(frozen=True)
+class AggregatedAPI:
+    """The plan's Service belongs to an aggregated API server (metrics-server): an APIService
+    points at it instead of webhook configurations."""
+
+    group: str = "metrics.k8s.io"
+    version: str = "v1beta1"
+    insecure_skip_tls_verify: bool = True
+    """metrics-server's own manifest (components.yaml) sets it: it serves a self-signed cert."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.version}.{self.group}"
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything one scenario builds."""
 
@@ -191,6 +206,8 @@ class Plan:
     """kube-proxy's clusterCIDR (kubeadm's --pod-network-cidr): the node IPs are outside it,
     so the apiserver's calls to a ClusterIP are masqueraded."""
     service_cidr: str = "10.96.0.0/12"
+    aggregated: AggregatedAPI | None = None
+    """Set when the Service is an aggregated API server's (`trace apiservice`)."""
 
     @property
     def control_plane(self) -> Node:

@@ -28,8 +28,18 @@ def go_duration(seconds: float) -> str:
     return f"{text}s"
 
 
+CLIENT_TIMEOUT = "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+"""Go's net/http text when an http.Client's Timeout ends a request (the aggregator's 5 s)."""
+CLIENT_TIMEOUT_OLD = ("net/http: request canceled while waiting for connection "
+                      "(Client.Timeout exceeded while awaiting headers)")
+"""The same, as Go before 1.14 (and some dial stalls of later ones) words it."""
+
+
 def call_url(target: CallTarget) -> str:
-    """The URL the apiserver posts to, with its `?timeout=` parameter."""
+    """The URL the apiserver posts to, with its `?timeout=` parameter (the aggregator's
+    discovery check: the URL it GETs, on the Service's resolved address)."""
+    if target.kind is CallKind.DISCOVERY:
+        return target.url
     base = f"https://{_host_port(target.host, target.port)}{target.path}"
     separator = "&" if "?" in target.path else "?"
     return f"{base}{separator}timeout={go_duration(target.timeout_seconds)}"
@@ -40,6 +50,10 @@ def _host_port(host: str, port: int) -> str:
 
 
 def _wrap(target: CallTarget, err: str) -> str:
+    if target.kind is CallKind.DISCOVERY:
+        # available_controller.go: "failing or missing response from %v: %v", the error a
+        # url.Error from http.Client.Do.
+        return f'failing or missing response from {target.url}: Get "{target.url}": {err}'
     if target.kind is CallKind.CONVERSION:
         return (f'conversion webhook for {target.conversion_gvk} failed: '
                 f'Post "{call_url(target)}": {err}')
@@ -47,9 +61,13 @@ def _wrap(target: CallTarget, err: str) -> str:
             f'Post "{call_url(target)}": {err}')
 
 
-def _answered(error: ApiserverError) -> ApiserverError:
-    """Adds what the API client is told: the dispatchers wrap it in an InternalError."""
+def _answered(error: ApiserverError, target: CallTarget) -> ApiserverError:
+    """Adds what the API client is told: the dispatchers wrap it in an InternalError; for an
+    unavailable APIService the aggregator answers 503 (what `kubectl top` prints)."""
     client = f"Internal error occurred: {error.message}"
+    if target.kind is CallKind.DISCOVERY:
+        client = ("Error from server (ServiceUnavailable): the server is currently unable to "
+                  "handle the request")
     return ApiserverError(error.message, error.alternatives, client)
 
 
@@ -62,6 +80,10 @@ def _predict(target: CallTarget, failure: Failure, *, dialed: tuple[str, int] | 
              detail: str) -> ApiserverError:
     address = dialed or (target.host, target.port)
     deadline = target.timeout_seconds
+    if target.kind is CallKind.DISCOVERY:
+        discovery = _discovery(target, failure, address, detail)
+        if discovery is not None:
+            return discovery
     if failure in (Failure.REFUSED, Failure.NO_ROUTE, Failure.NET_UNREACHABLE):
         return ApiserverError(_wrap(target, _dial(address, f"connect: {failure.value}")))
     if failure is Failure.DIAL_STALL:
@@ -102,6 +124,21 @@ def _predict(target: CallTarget, failure: Failure, *, dialed: tuple[str, int] | 
     return ApiserverError(_wrap(target, detail or f"dial tcp: lookup {target.host}: no such host"))
 
 
+def _discovery(target: CallTarget, failure: Failure, address: tuple[str, int],
+               detail: str) -> ApiserverError | None:
+    """The aggregator's FailedDiscoveryCheck message, where it differs from a webhook's: its
+    http.Client has a 5 s Timeout (no request context), and any status outside 2xx/3xx is
+    "bad status"."""
+    if failure in (Failure.DIAL_STALL, Failure.TLS_STALL, Failure.RESPONSE_STALL):
+        return ApiserverError(_wrap(target, CLIENT_TIMEOUT),
+                              (_wrap(target, CLIENT_TIMEOUT_OLD),))
+    if failure is Failure.HTTP_STATUS:
+        return ApiserverError(f"failing or missing response from {target.url}: {detail}")
+    if failure is Failure.NO_SERVICE:
+        return ApiserverError(f'service/{detail} is not present')
+    return None
+
+
 def predict(target: CallTarget, failure: Failure, *, dialed: tuple[str, int] | None = None,
             dial_timeout: float = 30.0, tls_timeout: float = 10.0,
             connected_after: float = 0.0, detail: str = "") -> ApiserverError:
@@ -114,7 +151,7 @@ def predict(target: CallTarget, failure: Failure, *, dialed: tuple[str, int] | N
     """
     return _answered(_predict(target, failure, dialed=dialed, dial_timeout=dial_timeout,
                               tls_timeout=tls_timeout, connected_after=connected_after,
-                              detail=detail))
+                              detail=detail), target)
 
 
 def status_error(status: int, body: str) -> str:

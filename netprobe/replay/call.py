@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import h11
 
 from netprobe.core.model import (
+    CallKind,
     CallTarget,
     CertificateInfo,
     Failure,
@@ -337,6 +338,11 @@ def _verify(pipe: _Pipe, target: CallTarget, out: CallOutcome, clock: _Clock,
     roots = certs.trust_roots(target.ca_bundle)
     info = certs.describe(der, target.host, roots, dt.datetime.now(dt.UTC), chain)
     out.certificate = info
+    if info.verify_error and target.insecure_skip_verify:
+        version = pipe.tls.version() or "TLS"
+        _phase(out, Phase.TLS, Status.OK, clock, began,
+               f"{version}, certificate not verified (insecureSkipTLSVerify: {info.verify_error})")
+        return
     if info.verify_error:
         out.failure, out.errno_name = Failure.TLS_ERROR, "x509"
         out.detail = f"tls: failed to verify certificate: {info.verify_error}"
@@ -351,6 +357,8 @@ def _verify(pipe: _Pipe, target: CallTarget, out: CallOutcome, clock: _Clock,
 
 
 def _request_bytes(connection: h11.Connection, target: CallTarget, body: bytes) -> bytes:
+    if target.kind is CallKind.DISCOVERY:
+        return _discovery_request(connection, target)
     url = apiserver.call_url(target)
     path = url.split(f":{target.port}", 1)[1] if f":{target.port}" in url else target.path
     headers = [("Host", f"{target.host}:{target.port}"), ("User-Agent", "kube-apiserver-admission"),
@@ -358,6 +366,17 @@ def _request_bytes(connection: h11.Connection, target: CallTarget, body: bytes) 
                ("Content-Length", str(len(body)))]
     return (connection.send(h11.Request(method="POST", target=path, headers=headers))
             + connection.send(h11.Data(data=body)) + connection.send(h11.EndOfMessage()))
+
+
+def _discovery_request(connection: h11.Connection, target: CallTarget) -> bytes:
+    """kube-aggregator's availability check: GET /apis/GROUP/VERSION with the front-proxy
+    identity headers (available_controller.go: system:kube-aggregator in system:masters)."""
+    host = target.url.split("://", 1)[1].split("/", 1)[0]
+    headers = [("Host", host), ("User-Agent", "kube-apiserver/aggregator-availability"),
+               ("Accept", "*/*"), ("X-Remote-User", "system:kube-aggregator"),
+               ("X-Remote-Group", "system:masters")]
+    return (connection.send(h11.Request(method="GET", target=target.path, headers=headers))
+            + connection.send(h11.EndOfMessage()))
 
 
 def _exchange(pipe: _Pipe, target: CallTarget, timeouts: Timeouts, out: CallOutcome,
@@ -436,6 +455,8 @@ def _response_stall(out: CallOutcome, clock: _Clock, began: float, early: bool) 
 def _judge_response(target: CallTarget, uid: str, status: int, body: bytes,
                     out: CallOutcome, clock: _Clock, began: float) -> None:
     excerpt = body[:200].decode("utf-8", "replace")
+    if target.kind is CallKind.DISCOVERY:
+        return _judge_discovery(target, status, excerpt, out, clock, began)
     if status != 200:
         out.failure, out.errno_name = Failure.HTTP_STATUS, f"http-{status}"
         out.detail = apiserver.status_error(status, body.decode("utf-8", "replace"))
@@ -451,6 +472,19 @@ def _judge_response(target: CallTarget, uid: str, status: int, body: bytes,
     decision = review.allowed(body)
     verdict = "" if decision is None else (" allowed" if decision else " denied")
     _phase(out, Phase.HTTP, Status.OK, clock, began, f"HTTP 200, valid review{verdict}")
+
+
+def _judge_discovery(target: CallTarget, status: int, excerpt: str, out: CallOutcome,
+                     clock: _Clock, began: float) -> None:
+    """The aggregator takes any 2xx or 3xx as available (available_controller.go)."""
+    if 200 <= status < 300 or 300 <= status < 400:
+        out.http = HttpOutcome(status, True, "discovery answered", excerpt)
+        _phase(out, Phase.HTTP, Status.OK, clock, began, f"HTTP {status}, discovery answered")
+        return
+    out.failure, out.errno_name = Failure.HTTP_STATUS, f"http-{status}"
+    out.detail = f"bad status from {target.url}: {status}"
+    out.http = HttpOutcome(status, False, out.detail, excerpt)
+    _phase(out, Phase.HTTP, Status.FAILED, clock, began, f"HTTP {status}", out.errno_name)
 
 
 # --- the call -------------------------------------------------------------------

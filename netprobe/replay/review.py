@@ -25,6 +25,8 @@ PROBE_OBJECT = {
 def request_body(kind: CallKind, uid: str | None = None) -> tuple[str, bytes]:
     """Returns (uid, JSON body) of the review the apiserver would POST."""
     uid = uid or str(uuid.uuid4())
+    if kind is CallKind.DISCOVERY:  # a GET: no body
+        return uid, b""
     if kind is CallKind.CONVERSION:
         review: dict[str, Any] = {
             "apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",

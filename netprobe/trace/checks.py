@@ -13,7 +13,7 @@ import base64
 import re
 from collections.abc import Callable, Iterator
 
-from netprobe.core.model import Finding, ProxyMode, Severity
+from netprobe.core.model import CallKind, Finding, ProxyMode, Severity
 from netprobe.replay import certs
 from netprobe.replay.probe import ca_bundle_problem
 from netprobe.trace.discovery import CallPath, NodeInfo, Obj, kube_proxy
@@ -30,6 +30,8 @@ def _svc(path: CallPath) -> str:
 
 def timeout_masks(path: CallPath, nodes: dict[str, NodeInfo],
                   objects: list[Obj]) -> Iterator[Finding]:
+    if path.kind is CallKind.DISCOVERY:  # the aggregator's 5 s is not configurable
+        return
     if path.timeout_seconds < 30:
         yield Finding(
             "timeout-masks-errors", Severity.INFO,
@@ -177,6 +179,8 @@ def _same_16(a: str, b: str) -> bool | None:
 def ca_bundle(path: CallPath, nodes: dict[str, NodeInfo],
               objects: list[Obj]) -> Iterator[Finding]:
     subject = path.configuration
+    if path.insecure_skip_verify:  # an APIService that asks for no verification
+        return
     if certs.is_empty_bundle(path.ca_bundle):
         yield Finding("empty-ca-bundle", Severity.ERROR,
                       f"{path.configuration}: webhook {path.name} has an empty caBundle: the "

@@ -53,7 +53,8 @@ class CallPath:
     """One call the apiserver makes to a Service (or URL), and everything on the way to it."""
 
     configuration: str
-    """The object that configures the call: `validating/NAME`, `mutating/NAME`, `crd/NAME`."""
+    """The object that configures the call: `validating/NAME`, `mutating/NAME`, `crd/NAME`,
+    `apiservice/NAME`."""
     name: str
     """The call's own name (a webhook's `name`)."""
     kind: CallKind
@@ -72,6 +73,8 @@ class CallPath:
     endpoints: tuple[EndpointInfo, ...] = ()
     configuration_object: Obj | None = None
     crd_gvk: str | None = None
+    insecure_skip_verify: bool = False
+    """An APIService's `insecureSkipTLSVerify`: the serving certificate is not verified."""
 
     @property
     def host(self) -> str:

@@ -255,7 +255,14 @@ def _unsent(path: CallPath, target: CallTarget, findings: tuple[Finding, ...],
 
 def trace_path(kind: TargetKind, path: CallPath, objects: list[Obj], backend: AgentBackend,
                options: TraceOptions, progress: Progress, frames: Frames) -> list[TraceResult]:
-    """Traces one resolved path; one result per probed endpoint."""
+    """Traces one resolved path; one result per probed endpoint, with the kind's remarks."""
+    results = _trace_path(kind, path, objects, backend, options, progress, frames)
+    return [kind.finish(path, dataclasses.replace(result, target_kind=kind.command))
+            for result in results]
+
+
+def _trace_path(kind: TargetKind, path: CallPath, objects: list[Obj], backend: AgentBackend,
+                options: TraceOptions, progress: Progress, frames: Frames) -> list[TraceResult]:
     nodes: dict[str, NodeInfo] = discovery.nodes(objects)
     findings = tuple(checks.run_checks(path, nodes, objects))
     target = kind.target(path)

@@ -38,6 +38,7 @@ RESOURCES = {  # kind: (kmock resource, namespaced)
     "MutatingWebhookConfiguration":
         ("admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", False),
     "CustomResourceDefinition": ("apiextensions.k8s.io/v1/customresourcedefinitions", False),
+    "APIService": ("apiregistration.k8s.io/v1/apiservices", False),
     "Service": ("v1/services", True),
     "EndpointSlice": ("discovery.k8s.io/v1/endpointslices", True),
     "Pod": ("v1/pods", True),

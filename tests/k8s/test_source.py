@@ -220,3 +220,35 @@ def test_no_kube_proxy_config_is_no_mode(cluster: Cluster, api: Api) -> None:
     source = LiveSource(api)
     assert [o for o in source.objects() if o["kind"] == "ConfigMap"] == []
     assert source.notes == []
+
+
+@pytest.fixture(scope="module")
+def metrics_server(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """The lab's metrics-server (APIService v1beta1.metrics.k8s.io), schema-valid."""
+    plan = scenarios.get("apiservice-ok").build()
+    directory: Path = tmp_path_factory.mktemp("pki")
+    pki.write_pki(plan, directory)
+    ca = (directory / pki.CA_BUNDLE).read_bytes()
+    items = objects.build_list(plan, ca, ca, 1_790_000_000.0)["items"]
+    for item in items:
+        kubernetes_validate.validate(item, K8S_VERSION, strict=True)
+    return items
+
+
+def test_apiservices_are_read_for_trace_apiservice(cluster: Cluster, api: Api,
+                                                   metrics_server: list[dict]) -> None:
+    cluster.add(*metrics_server)
+    read = [o for o in LiveSource(api).objects() if o["kind"] == "APIService"]
+    assert [o["metadata"]["name"] for o in read] == ["v1beta1.metrics.k8s.io"]
+    assert read[0]["spec"]["service"] == {"name": "metrics-server", "namespace": "kube-system",
+                                          "port": 443}
+
+
+def test_apiservices_that_cannot_be_read_are_noted(cluster: Cluster, api: Api,
+                                                   served: list[dict]) -> None:
+    cluster.emulator["list", kmock.resource("apiregistration.k8s.io", "v1", "apiservices")] << \
+        403 << status(403, "Forbidden", 'apiservices.apiregistration.k8s.io is forbidden')
+    source = LiveSource(api)
+    found = source.objects()
+    assert "APIService" not in _kinds(found) and "ValidatingWebhookConfiguration" in _kinds(found)
+    assert any(note.startswith("skipped APIServices: not readable") for note in source.notes)

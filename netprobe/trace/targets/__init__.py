@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from netprobe.core.model import CallTarget
+from netprobe.core.model import CallTarget, TraceResult
 from netprobe.trace.discovery import CallPath, Obj
+from netprobe.trace.targets.apiservice import APISERVICES
 from netprobe.trace.targets.webhook import WEBHOOKS
 
 
@@ -31,5 +32,9 @@ class TargetKind(Protocol):
     def target(self, path: CallPath) -> CallTarget:
         """The request the apiserver sends for the resolved PATH."""
 
+    def finish(self, path: CallPath, result: TraceResult) -> TraceResult:
+        """The kind's last word on PATH's RESULT: what the objects themselves say of the
+        call (notes), and the apiserver's message where its client for this kind differs."""
 
-KINDS: dict[str, TargetKind] = {WEBHOOKS.command: WEBHOOKS}
+
+KINDS: dict[str, TargetKind] = {WEBHOOKS.command: WEBHOOKS, APISERVICES.command: APISERVICES}

@@ -14,7 +14,7 @@ import binascii
 import dataclasses
 from urllib.parse import urlsplit
 
-from netprobe.core.model import CallKind, CallTarget
+from netprobe.core.model import CallKind, CallTarget, TraceResult
 from netprobe.core.settings import DEFAULT_TIMEOUT_SECONDS
 from netprobe.trace.discovery import CallPath, Obj, by_kind
 
@@ -22,7 +22,7 @@ CONFIGURATION_KINDS = {"ValidatingWebhookConfiguration": "validating",
                        "MutatingWebhookConfiguration": "mutating"}
 
 
-def _decode_bundle(text: str | None) -> bytes:
+def decode_bundle(text: str | None) -> bytes:
     if not text:
         return b""
     try:
@@ -50,7 +50,7 @@ def _configuration_paths(objects: list[Obj]) -> list[CallPath]:
                 found.append(CallPath(
                     configuration=f"{prefix}/{name}", name=hook.get("name", name),
                     kind=CallKind.ADMISSION,
-                    ca_bundle=_decode_bundle((hook.get("clientConfig") or {}).get("caBundle")),
+                    ca_bundle=decode_bundle((hook.get("clientConfig") or {}).get("caBundle")),
                     timeout_seconds=float(hook.get("timeoutSeconds") or DEFAULT_TIMEOUT_SECONDS),
                     url=url,
                     service_namespace=namespace, service_name=svc, service_port=port, path=path,
@@ -71,7 +71,7 @@ def _conversion_paths(objects: list[Obj]) -> list[CallPath]:
         found.append(CallPath(
             configuration=f"crd/{crd['metadata']['name']}",
             name=f"conversion_webhook_for_{crd['metadata']['name']}",
-            kind=CallKind.CONVERSION, ca_bundle=_decode_bundle(client.get("caBundle")),
+            kind=CallKind.CONVERSION, ca_bundle=decode_bundle(client.get("caBundle")),
             timeout_seconds=30.0, url=url, service_namespace=namespace, service_name=svc,
             service_port=port, path=path, configuration_object=crd,
             crd_gvk=f"{spec.get('group')}/{version}, Kind={spec.get('names', {}).get('kind')}"))
@@ -91,6 +91,10 @@ class Webhooks:
     def paths(self, objects: list[Obj]) -> list[CallPath]:
         """Every webhook of every configuration and CRD in OBJECTS (not yet resolved)."""
         return _configuration_paths(objects) + _conversion_paths(objects)
+
+    def finish(self, path: CallPath, result: TraceResult) -> TraceResult:
+        """RESULT as it is: a webhook configuration keeps no status of its calls."""
+        return result
 
     def target(self, path: CallPath) -> CallTarget:
         """The request kube-apiserver sends for PATH (to the ClusterIP, or to the URL)."""

@@ -29,9 +29,11 @@ def test_every_object_validates(scenario: scenarios.Scenario, pems) -> None:
     ca, signer = pems[scenario.name]
     listing = objects.build_list(scenario.build(), ca, signer, 1_790_000_000.0)
     kinds = {item["kind"] for item in listing["items"]}
-    expected = {"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "Service",
-                "EndpointSlice", "Deployment", "Node", "Secret"}
-    if scenario.build().running_pods:  # a gone pod is only an EndpointSlice entry
+    plan = scenario.build()
+    calls = ({"APIService"} if plan.aggregated else
+             {"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "Secret"})
+    expected = {"Service", "EndpointSlice", "Deployment", "Node"} | calls
+    if plan.running_pods:  # a gone pod is only an EndpointSlice entry
         expected.add("Pod")
     assert expected <= kinds
     for item in listing["items"]:
