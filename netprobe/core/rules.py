@@ -292,12 +292,13 @@ def _x509(ev: Evidence) -> Verdict:
     return Verdict(
         VerdictClass.X509_UNKNOWN_AUTHORITY, Phase.TLS,
         Cause.STALE_CA_BUNDLE if stale else Cause.UNKNOWN_ISSUER,
-        f"The serving certificate was issued by {cert.issuer}, which the webhook "
-        "configuration's caBundle does not vouch for"
+        f"The serving certificate was issued by {cert.issuer}, which the caBundle (of the "
+        "webhook configuration or APIService) does not vouch for"
         + (" (a CA with the same name but another key: the caBundle is stale)." if stale
            else "."),
-        "Compare the caBundle with the CA Secret (cert-manager-webhook-ca); check the "
-        "cainjector's logs and its leader-election namespace permissions.")
+        "Compare the caBundle with the CA that signs the serving certificate (its Secret, "
+        "e.g. cert-manager-webhook-ca); check the CA injector's logs (cainjector) and its "
+        "leader-election namespace permissions.")
 
 
 def _response_timeout(ev: Evidence) -> Verdict:
