@@ -90,7 +90,8 @@ def trace_text(result, stream: TextIO) -> None:
 
     out = _console(stream)
     endpoint = f" -> {result.endpoint}" if result.endpoint else ""
-    tree = Tree(f"[bold]{escape(result.configuration)}[/] webhook {escape(result.webhook)}: "
+    noun = "APIService" if result.target_kind == "apiservice" else "webhook"
+    tree = Tree(f"[bold]{escape(result.configuration)}[/] {noun} {escape(result.webhook)}: "
                 f"{escape(result.target)}{escape(endpoint)}")
     culprit = result.culprit.hop if result.culprit else None
     for hop in result.hops:
@@ -158,7 +159,8 @@ def static_text(reports, stream: TextIO) -> None:
     """Findings per webhook path, errors first."""
     out = _console(stream)
     for report in reports:
-        out.print(f"[bold]{escape(report.configuration)}[/] webhook {escape(report.webhook)}: "
+        out.print(f"[bold]{escape(report.configuration)}[/] {report.noun} "
+                  f"{escape(report.webhook)}: "
                   f"{escape(report.target)}")
         if not report.findings:
             out.print("  [green]no problem found without packets[/]")

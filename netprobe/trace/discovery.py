@@ -126,9 +126,10 @@ def select(paths: list[CallPath], name: str | None, namespace: str | None, *,
     if not chosen:
         known = sorted({f"{p.configuration} ({noun} {p.name}, service "
                         f"{p.service_namespace}/{p.service_name})" for p in paths})
-        what = f"{noun} {name!r}" if name else f"a {noun}"
+        article = "an" if noun[:1].lower() in "aeiou" else "a"
+        what = f"{noun} {name!r}" if name else f"{article} {noun}"
         where = f" in namespace {namespace}" if namespace else ""
-        listing = "; ".join(known) if known else f"no {noun} configurations at all"
+        listing = "; ".join(known) if known else f"no {noun} at all"
         raise errors.UsageError(f"finding {what}{where}: not found; there are: {listing}")
     unique: dict[tuple[str, ...], CallPath] = {}
     for path in chosen:

@@ -333,6 +333,8 @@ class StaticReport:
     webhook: str
     target: str
     findings: tuple[Finding, ...]
+    noun: str = "webhook"
+    """What the call is (`webhook`, `APIService`), for people."""
 
 
 def static_checks(objects: list[dict[str, Any]], *, name: str | None = None,
@@ -345,5 +347,5 @@ def static_checks(objects: list[dict[str, Any]], *, name: str | None = None,
     """
     nodes = discovery.nodes(objects)
     return [StaticReport(path.configuration, path.name, kind.target(path).url,
-                         tuple(checks.run_checks(path, nodes, objects)))
+                         tuple(checks.run_checks(path, nodes, objects)), kind.noun)
             for path in discover(kind, objects, name, namespace)]
