@@ -21,10 +21,12 @@ from netprobe.lab import lifecycle, scenarios
 GOAL, HEALTHY_GOAL, FANOUT_GOAL = 3.5, 1.5, 1.5
 
 
-def _command(snapshot_path: Path, netns_map: str) -> list[str]:
-    return [sys.executable, "-m", "netprobe", "trace", "webhook",
-            "validating/cert-manager-webhook", "--snapshot", str(snapshot_path),
-            "--netns-map", netns_map, "-o", "json"]
+def _command(name: str, snapshot_path: Path, netns_map: str) -> list[str]:
+    """`trace webhook validating/...`, or the scenario's own trace command."""
+    command = scenarios.get(name).command
+    selected = ["validating/cert-manager-webhook"] if command == "webhook" else []
+    return [sys.executable, "-m", "netprobe", "trace", command, *selected, "--snapshot",
+            str(snapshot_path), "--netns-map", netns_map, "-o", "json"]
 
 
 def measure(name: str, runs: int, workdir: Path, mode: str = "iptables") -> float:
@@ -32,7 +34,7 @@ def measure(name: str, runs: int, workdir: Path, mode: str = "iptables") -> floa
     plan = lifecycle.plan_of(state)
     path = workdir / f"{name}.json"
     path.write_text(json.dumps(lifecycle.snapshot_list(state)))
-    command = _command(path, lifecycle.netns_map(plan))
+    command = _command(name, path, lifecycle.netns_map(plan))
     try:
         return median_run(command, runs, f"{name} ({mode}): trace")
     finally:
