@@ -23,8 +23,10 @@ GOAL, HEALTHY_GOAL, FANOUT_GOAL = 3.5, 1.5, 1.5
 
 def _command(name: str, snapshot_path: Path, netns_map: str) -> list[str]:
     """`trace webhook validating/...`, or the scenario's own trace command."""
-    command = scenarios.get(name).command
-    selected = ["validating/cert-manager-webhook"] if command == "webhook" else []
+    scenario = scenarios.get(name)
+    command = scenario.command
+    selected = (["validating/cert-manager-webhook"] if command == "webhook"
+                else [scenario.target] if scenario.target else [])
     return [sys.executable, "-m", "netprobe", "trace", command, *selected, "--snapshot",
             str(snapshot_path), "--netns-map", netns_map, "-o", "json"]
 

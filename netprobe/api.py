@@ -34,6 +34,7 @@ def trace_lab_scenario(name: str, *, options: TraceOptions | None = None,
     plan = lifecycle.plan_of(state)
     objects = lifecycle.snapshot_list(state)["items"]
     backend = NetnsBackend(parse_netns_map(lifecycle.netns_map(plan)))
-    kind = KINDS[scenarios.get(name).command]
-    selected = webhook if kind.command == "webhook" else None
+    scenario = scenarios.get(name)
+    kind = KINDS[scenario.command]
+    selected = webhook if kind.command == "webhook" else scenario.target
     return trace(kind, objects, backend, name=selected, options=options)

@@ -25,6 +25,7 @@ from netprobe.trace import pipeline as trace_mod
 from netprobe.trace.frames import Frames
 from netprobe.trace.targets import TargetKind
 from netprobe.trace.targets.apiservice import APISERVICES
+from netprobe.trace.targets.kubelet import Kubelets
 from netprobe.trace.targets.webhook import WEBHOOKS
 
 if TYPE_CHECKING:  # only a live cluster imports the kubernetes client
@@ -134,6 +135,21 @@ def apiservice(**options: Any) -> None:
     skipped. Exit codes as for `trace webhook`.
     """
     _run(APISERVICES, **options)
+
+
+@trace.command()
+@_trace_options
+@click.option("--kubelet-preferred-address-types", "preferred", metavar="TYPE,...",
+              help="kube-apiserver's flag (else the kube-apiserver static pod's, else "
+                   "Hostname,InternalDNS,InternalIP,ExternalDNS,ExternalIP).")
+def kubelet(preferred: str | None, **options: Any) -> None:
+    """Trace the apiserver's calls to node NAME's kubelet (kubectl logs, exec,
+    port-forward; every node without NAME): the address it prefers, the kubelet port.
+
+    Exit codes as for `trace webhook`.
+    """
+    types = tuple(t.strip() for t in preferred.split(",") if t.strip()) if preferred else None
+    _run(Kubelets(types), **options)
 
 
 def _run(kind: TargetKind, name: str | None, namespace: str | None, snapshot_path: Path | None,

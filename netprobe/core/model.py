@@ -48,6 +48,8 @@ class CallKind(str, enum.Enum):
     """apiextensions.k8s.io/v1 ConversionReview (CRD conversion)."""
     DISCOVERY = "discovery"
     """kube-aggregator's availability check of an APIService: GET /apis/GROUP/VERSION."""
+    KUBELET = "kubelet"
+    """kube-apiserver to a node's kubelet (`kubectl logs`, `exec`, `port-forward`)."""
 
 
 class ProxyMode(enum.StrEnum):

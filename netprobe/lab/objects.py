@@ -371,6 +371,39 @@ def apiservice(plan: Plan, ca_bundle: bytes, created: str) -> Obj:
                                        "message": "the lab sets no condition: netprobe checks"}]}}
 
 
+KUBEADM_PREFERRED = "InternalIP,ExternalIP,Hostname"
+"""The --kubelet-preferred-address-types kubeadm writes into kube-apiserver's manifest."""
+
+
+def kube_apiserver(plan: Plan, created: str) -> Obj:
+    """kubeadm's kube-apiserver static pod (its mirror Pod), the flags trace kubelet reads."""
+    node = plan.control_plane
+    name = f"kube-apiserver-{node.name}"
+    command = ["kube-apiserver", f"--advertise-address={node.ip}", "--allow-privileged=true",
+               "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
+               "--enable-bootstrap-token-auth=true",
+               "--kubelet-client-certificate=/etc/kubernetes/pki/apiserver-kubelet-client.crt",
+               "--kubelet-client-key=/etc/kubernetes/pki/apiserver-kubelet-client.key",
+               f"--kubelet-preferred-address-types={KUBEADM_PREFERRED}",
+               "--secure-port=6443", f"--service-cluster-ip-range={plan.service_cidr}"]
+    container = {"name": "kube-apiserver",
+                 "image": f"registry.k8s.io/kube-apiserver:{KUBELET_VERSION}",
+                 "imagePullPolicy": "IfNotPresent", "command": command}
+    meta = dict(_meta("pod", name, created, "kube-system",
+                      {"component": "kube-apiserver", "tier": "control-plane"}),
+                annotations={"kubernetes.io/config.source": "file",
+                             "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint":
+                             f"{node.ip}:6443"},
+                ownerReferences=[{"apiVersion": "v1", "kind": "Node", "name": node.name,
+                                  "uid": _uid("node", "", node.name), "controller": True}])
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "spec": {"containers": [container], "hostNetwork": True, "nodeName": node.name,
+                     "priorityClassName": "system-node-critical", "priority": 2000001000,
+                     "tolerations": [{"operator": "Exists", "effect": "NoExecute"}]},
+            "status": {"phase": "Running", "podIP": node.ip, "podIPs": [{"ip": node.ip}],
+                       "hostIP": node.ip, "hostIPs": [{"ip": node.ip}]}}
+
+
 def _is_managed(plan: Plan) -> bool:
     return plan.provider is not Provider.KUBEADM
 
@@ -385,6 +418,8 @@ def build_list(plan: Plan, ca_bundle: bytes, signer_ca: bytes, started: float) -
     calls = ([apiservice(plan, ca_bundle, created)] if plan.aggregated
              else webhook_configurations(plan, ca_bundle, created))
     secrets = [] if plan.aggregated else [ca_secret(plan, signer_ca, created)]
+    if not _is_managed(plan):  # a managed control plane shows no pod of its own
+        secrets.append(kube_apiserver(plan, created))
     items = [
         *calls,
         service(plan, created), endpoint_slice(plan, created), deployment(plan, created),

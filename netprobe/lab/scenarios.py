@@ -49,7 +49,9 @@ class Scenario:
     """The cause id netprobe should name."""
     build: Callable[[], Plan]
     command: str = "webhook"
-    """The `netprobe trace` sub-command that traces it (`webhook`, `apiservice`)."""
+    """The `netprobe trace` sub-command that traces it (`webhook`, `apiservice`, `kubelet`)."""
+    target: str | None = None
+    """What that command selects (a node for `kubelet`; None: all, or the webhook)."""
 
 
 def _kubelet() -> tuple[Listener, ...]:
@@ -77,7 +79,8 @@ def _nodes(provider: Provider) -> tuple[Node, ...]:
     }[provider]
     cp, w1, w2 = names
     return (
-        Node(cp, PREFIX + "cp", "10.0.0.10", "10.244.0.0/24", control_plane=True),
+        Node(cp, PREFIX + "cp", "10.0.0.10", "10.244.0.0/24", control_plane=True,
+             listeners=_kubelet()),
         Node(w1, PREFIX + "w1", "10.0.1.11", "10.244.1.0/24", listeners=_kubelet()),
         Node(w2, PREFIX + "w2", "10.0.2.12", "10.244.2.0/24", listeners=_kubelet()),
     )
@@ -311,6 +314,26 @@ def _apiservice_ca_mismatch() -> Plan:
                    webhook=replace(plan.webhook, serving_cert=ServingCert.OTHER_CA))
 
 
+def _kubelet_firewalled() -> Plan:
+    # A security group / host firewall that does not open 10250 from the control plane:
+    # kubectl logs and exec fail with "dial tcp NODE_IP:10250: i/o timeout".
+    plan = base_plan("kubelet-firewalled")
+    worker = plan.nodes[1]
+    rule = FirewallRule(
+        VPC_NETNS, "FORWARD",
+        f"-d {worker.ip}/32 -p tcp --dport {KUBELET_PORT} -m conntrack --ctstate NEW "
+        '-m comment --comment "np-lab: no rule opens 10250 from the control plane" -j DROP')
+    return replace(plan, firewall=(rule,))
+
+
+def _kubelet_down() -> Plan:
+    # The kubelet on worker-1 is stopped (crash loop, OOM): nothing listens on 10250.
+    plan = base_plan("kubelet-down")
+    nodes = tuple(replace(node, listeners=()) if node.name == plan.nodes[1].name else node
+                  for node in plan.nodes)
+    return replace(plan, nodes=nodes)
+
+
 def _service_not_found() -> Plan:
     return replace(base_plan("service-not-found"),
                    webhook=Webhook(configured_service_name="cert-manager-webhooks"))
@@ -401,6 +424,17 @@ SCENARIOS: tuple[Scenario, ...] = (
              "APIService with a caBundle (no insecureSkipTLSVerify) from another CA",
              "x509-unknown-authority", "stale-ca-bundle", _apiservice_ca_mismatch,
              command="apiservice"),
+    Scenario("kubelet-ok",
+             "kubectl logs path: the apiserver reaches worker-1's kubelet on 10250",
+             "ok", "ok", lambda: base_plan("kubelet-ok"), command="kubelet", target="worker-1"),
+    Scenario("kubelet-firewalled",
+             "nothing opens 10250 from the control plane to worker-1: SYNs dropped",
+             "io-timeout", "dropped-in-network", _kubelet_firewalled, command="kubelet",
+             target="worker-1"),
+    Scenario("kubelet-down",
+             "the kubelet on worker-1 is down: the node answers SYN with RST",
+             "connection-refused", "nothing-listening", _kubelet_down, command="kubelet",
+             target="worker-1"),
     Scenario("gke-port-443",
              "fix for io-timeout: containerPort 443 passes the GKE firewall",
              "ok", "ok", _gke_port_443),

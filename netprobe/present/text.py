@@ -90,7 +90,7 @@ def trace_text(result, stream: TextIO) -> None:
 
     out = _console(stream)
     endpoint = f" -> {result.endpoint}" if result.endpoint else ""
-    noun = "APIService" if result.target_kind == "apiservice" else "webhook"
+    noun = {"apiservice": "APIService", "kubelet": "kubelet"}.get(result.target_kind, "webhook")
     tree = Tree(f"[bold]{escape(result.configuration)}[/] {noun} {escape(result.webhook)}: "
                 f"{escape(result.target)}{escape(endpoint)}")
     culprit = result.culprit.hop if result.culprit else None

@@ -38,7 +38,7 @@ CLIENT_TIMEOUT_OLD = ("net/http: request canceled while waiting for connection "
 def call_url(target: CallTarget) -> str:
     """The URL the apiserver posts to, with its `?timeout=` parameter (the aggregator's
     discovery check: the URL it GETs, on the Service's resolved address)."""
-    if target.kind is CallKind.DISCOVERY:
+    if target.kind in (CallKind.DISCOVERY, CallKind.KUBELET):
         return target.url
     base = f"https://{_host_port(target.host, target.port)}{target.path}"
     separator = "&" if "?" in target.path else "?"
@@ -50,6 +50,8 @@ def _host_port(host: str, port: int) -> str:
 
 
 def _wrap(target: CallTarget, err: str) -> str:
+    if target.kind is CallKind.KUBELET:  # the kubelet client's url.Error, as kubectl shows it
+        return f'Get "{target.url}": {err}'
     if target.kind is CallKind.DISCOVERY:
         # available_controller.go: "failing or missing response from %v: %v", the error a
         # url.Error from http.Client.Do.
@@ -65,6 +67,8 @@ def _answered(error: ApiserverError, target: CallTarget) -> ApiserverError:
     """Adds what the API client is told: the dispatchers wrap it in an InternalError; for an
     unavailable APIService the aggregator answers 503 (what `kubectl top` prints)."""
     client = f"Internal error occurred: {error.message}"
+    if target.kind is CallKind.KUBELET:
+        client = f"Error from server: {error.message}"
     if target.kind is CallKind.DISCOVERY:
         client = ("Error from server (ServiceUnavailable): the server is currently unable to "
                   "handle the request")
@@ -84,6 +88,10 @@ def _predict(target: CallTarget, failure: Failure, *, dialed: tuple[str, int] | 
         discovery = _discovery(target, failure, address, detail)
         if discovery is not None:
             return discovery
+    if target.kind is CallKind.KUBELET and failure is Failure.DIAL_STALL:
+        # The kubelet client's dialer gives up first (the error kubectl logs shows).
+        return ApiserverError(_wrap(target, _dial(address, "i/o timeout")),
+                              (_wrap(target, CONTEXT_DEADLINE),))
     if failure in (Failure.REFUSED, Failure.NO_ROUTE, Failure.NET_UNREACHABLE):
         return ApiserverError(_wrap(target, _dial(address, f"connect: {failure.value}")))
     if failure is Failure.DIAL_STALL:

@@ -357,8 +357,8 @@ def _verify(pipe: _Pipe, target: CallTarget, out: CallOutcome, clock: _Clock,
 
 
 def _request_bytes(connection: h11.Connection, target: CallTarget, body: bytes) -> bytes:
-    if target.kind is CallKind.DISCOVERY:
-        return _discovery_request(connection, target)
+    if target.kind in (CallKind.DISCOVERY, CallKind.KUBELET):
+        return _get_request(connection, target)
     url = apiserver.call_url(target)
     path = url.split(f":{target.port}", 1)[1] if f":{target.port}" in url else target.path
     headers = [("Host", f"{target.host}:{target.port}"), ("User-Agent", "kube-apiserver-admission"),
@@ -368,13 +368,15 @@ def _request_bytes(connection: h11.Connection, target: CallTarget, body: bytes) 
             + connection.send(h11.Data(data=body)) + connection.send(h11.EndOfMessage()))
 
 
-def _discovery_request(connection: h11.Connection, target: CallTarget) -> bytes:
-    """kube-aggregator's availability check: GET /apis/GROUP/VERSION with the front-proxy
-    identity headers (available_controller.go: system:kube-aggregator in system:masters)."""
+def _get_request(connection: h11.Connection, target: CallTarget) -> bytes:
+    """A GET: kube-aggregator's availability check of /apis/GROUP/VERSION with the
+    front-proxy identity headers (available_controller.go: system:kube-aggregator in
+    system:masters), or the apiserver's request to a kubelet."""
     host = target.url.split("://", 1)[1].split("/", 1)[0]
-    headers = [("Host", host), ("User-Agent", "kube-apiserver/aggregator-availability"),
-               ("Accept", "*/*"), ("X-Remote-User", "system:kube-aggregator"),
-               ("X-Remote-Group", "system:masters")]
+    headers = [("Host", host), ("User-Agent", "kube-apiserver"), ("Accept", "*/*")]
+    if target.kind is CallKind.DISCOVERY:
+        headers += [("X-Remote-User", "system:kube-aggregator"),
+                    ("X-Remote-Group", "system:masters")]
     return (connection.send(h11.Request(method="GET", target=target.path, headers=headers))
             + connection.send(h11.EndOfMessage()))
 
@@ -457,6 +459,12 @@ def _judge_response(target: CallTarget, uid: str, status: int, body: bytes,
     excerpt = body[:200].decode("utf-8", "replace")
     if target.kind is CallKind.DISCOVERY:
         return _judge_discovery(target, status, excerpt, out, clock, began)
+    if target.kind is CallKind.KUBELET:  # any answer: TLS and HTTP reach the kubelet
+        out.http = HttpOutcome(status, True, "the kubelet answered", excerpt)
+        _phase(out, Phase.HTTP, Status.OK, clock, began,
+               f"HTTP {status} from the kubelet (netprobe has not the apiserver's client "
+               "certificate: any answer means the path works)")
+        return
     if status != 200:
         out.failure, out.errno_name = Failure.HTTP_STATUS, f"http-{status}"
         out.detail = apiserver.status_error(status, body.decode("utf-8", "replace"))

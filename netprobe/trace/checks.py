@@ -30,7 +30,7 @@ def _svc(path: CallPath) -> str:
 
 def timeout_masks(path: CallPath, nodes: dict[str, NodeInfo],
                   objects: list[Obj]) -> Iterator[Finding]:
-    if path.kind is CallKind.DISCOVERY:  # the aggregator's 5 s is not configurable
+    if path.kind in (CallKind.DISCOVERY, CallKind.KUBELET):  # fixed client timeouts
         return
     if path.timeout_seconds < 30:
         yield Finding(
@@ -138,6 +138,8 @@ def _named_port(container: Obj, name: str) -> int | None:
 
 def provider_ports(path: CallPath, nodes: dict[str, NodeInfo],
                    objects: list[Obj]) -> Iterator[Finding]:
+    if path.kind is CallKind.KUBELET:  # the kubelet's own port is no conflict with itself
+        return
     for endpoint in path.endpoints:
         node = nodes.get(endpoint.node or "")
         if node is None:

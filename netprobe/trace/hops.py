@@ -11,13 +11,26 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from netprobe.core.model import Culprit, Hop, HopStatus, Phase, ProxyMode, ReplayResult, Status
+from netprobe.core.model import (
+    CallKind,
+    Culprit,
+    Hop,
+    HopStatus,
+    Phase,
+    ProxyMode,
+    ReplayResult,
+    Status,
+)
 from netprobe.core.packets import join_address
 from netprobe.core.verdicts import Cause, VerdictClass
 from netprobe.trace.correlate import Sighting
 
 REFUSING = (HopStatus.REFUSED, HopStatus.DROPPED, HopStatus.FAILED)
 NEIGHBOUR_CAUSES = (Cause.STALE_ENDPOINT, Cause.NEIGHBOUR_UNREACHABLE)
+METHODS = {CallKind.DISCOVERY: "GET", CallKind.KUBELET: "GET"}
+"""The HTTP method of each kind of call (the webhooks POST a review)."""
+ANSWERED = {CallKind.ADMISSION: "valid review", CallKind.CONVERSION: "valid review",
+            CallKind.DISCOVERY: "discovery answered", CallKind.KUBELET: "the kubelet answered"}
 MISSED = "connected, but"
 """How the detail of a hop starts when the replay's handshake proves what a capture missed."""
 
@@ -91,6 +104,10 @@ def _skip(hop_id: str, label: str, node: str | None = None) -> Hop:
 def _service_hop(facts: PathFacts, replay: ReplayResult, cp: Sighting) -> Hop:
     where = facts.apiserver_node or "the node"
     label = f"Service {facts.service} ({NAT_NAMES[facts.proxy_mode]} on {where})"
+    if facts.cluster_ip is None and facts.service_exists:  # a URL or a node's address
+        return Hop("service", f"no Service: {facts.service} dialled directly", HopStatus.OK,
+                   facts.apiserver_node, detail="no kube-proxy NAT on this path",
+                   addresses=_after_nat(replay, cp))
     if not facts.service_exists:
         return Hop("service", label, HopStatus.FAILED, facts.apiserver_node,
                    detail=f"no Service {facts.service}: the apiserver's service resolver fails")
@@ -234,7 +251,7 @@ def _webhook_hop(facts: PathFacts, replay: ReplayResult, worker: Sighting) -> Ho
                                                                      if facts.pod else "")
     node = facts.endpoint_node
     if verdict.cls is VerdictClass.OK:
-        return Hop("webhook", label, HopStatus.OK, node, detail="valid review")
+        return Hop("webhook", label, HopStatus.OK, node, detail=ANSWERED[replay.target.kind])
     if verdict.phase in (Phase.TLS, Phase.HTTP):
         return Hop("webhook", label, HopStatus.FAILED, node, detail=verdict.cause,
                    evidence=(replay.apiserver_error.message,) if replay.apiserver_error else ())
@@ -250,7 +267,8 @@ def build_hops(facts: PathFacts, replay: ReplayResult, cp: Sighting,
     replayed = "replayed on " + facts.apiserver_node if facts.apiserver_node else "replay"
     apiserver = Hop("apiserver", f"apiserver ({replayed}"
                     f"{', managed control plane' if facts.managed else ''})", HopStatus.OK,
-                    facts.apiserver_node, detail=f"POST {replay.target.url}",
+                    facts.apiserver_node,
+                    detail=f"{METHODS.get(replay.target.kind, 'POST')} {replay.target.url}",
                     addresses=_before_nat(replay))
     if replay.verdict.cause == Cause.INVALID_CA_BUNDLE:
         apiserver = dataclasses.replace(apiserver, status=HopStatus.FAILED,

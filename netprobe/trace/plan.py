@@ -55,8 +55,8 @@ class AgentPlan:
 
 def probes(path: CallPath, base: CallTarget) -> list[Probe]:
     """The calls to make for PATH, whose apiserver request is BASE."""
-    if path.url:
-        return [Probe(None, base)]
+    if path.url:  # a kubelet's address is its node's: that node's agent captures
+        return [Probe(path.endpoints[0] if path.endpoints else None, base)]
     ready = [e for e in path.endpoints if e.ready and e.port]
     if len(ready) <= 1:  # through the ClusterIP: the node's NAT picks among the ready ones
         endpoints = tuple(join_address(e.ip, e.port) for e in ready)

@@ -106,12 +106,12 @@ def test_secrets_keep_public_certificates_only(api: Api, served: list[dict]) -> 
 
 def test_namespaces_limit_namespaced_kinds(cluster: Cluster, api: Api,
                                            served: list[dict]) -> None:
-    objects = LiveSource(api).objects({"kube-system"})
+    objects = LiveSource(api).objects({"default"})
     kinds = set(_kinds(objects))
     assert {"Service", "EndpointSlice", "Pod", "Secret"}.isdisjoint(kinds)
     assert {"ValidatingWebhookConfiguration", "Node"} <= kinds
     paths = {request.url.path for request in cluster.requests(kmock.action.LIST)}
-    assert "/api/v1/namespaces/kube-system/pods" in paths
+    assert "/api/v1/namespaces/default/pods" in paths
     assert "/api/v1/pods" not in paths
 
 

@@ -15,6 +15,7 @@ from typing import Protocol
 from netprobe.core.model import CallTarget, TraceResult
 from netprobe.trace.discovery import CallPath, Obj
 from netprobe.trace.targets.apiservice import APISERVICES
+from netprobe.trace.targets.kubelet import KUBELETS
 from netprobe.trace.targets.webhook import WEBHOOKS
 
 
@@ -37,4 +38,4 @@ class TargetKind(Protocol):
         call (notes), and the apiserver's message where its client for this kind differs."""
 
 
-KINDS: dict[str, TargetKind] = {WEBHOOKS.command: WEBHOOKS, APISERVICES.command: APISERVICES}
+KINDS: dict[str, TargetKind] = {kind.command: kind for kind in (WEBHOOKS, APISERVICES, KUBELETS)}

@@ -1,0 +1,114 @@
+"""The kubelet target kind: what `trace kubelet` traces.
+
+Owns: the calls kube-apiserver makes to each node's kubelet (`kubectl logs`, `exec`,
+`port-forward`, `top` through metrics): the node address chosen as the apiserver
+chooses it (`--kubelet-preferred-address-types`, from the kube-apiserver static pod
+in the objects or from the command line; default Hostname, InternalDNS, InternalIP,
+ExternalDNS, ExternalIP: the first address of the first type the Node has,
+k8s.io/component-helpers/node/util GetPreferredNodeAddress), its port from the Node's
+`status.daemonEndpoints.kubeletEndpoint`, and TLS as the apiserver makes it: the
+kubelet's serving certificate is not verified unless `--kubelet-certificate-authority`
+is set. Must not: resolve anything or run anything.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from netprobe.core.model import CallKind, CallTarget, TraceResult
+from netprobe.core.packets import join_address
+from netprobe.trace.discovery import CallPath, EndpointInfo, Obj, by_kind
+
+DEFAULT_PREFERRED = ("Hostname", "InternalDNS", "InternalIP", "ExternalDNS", "ExternalIP")
+"""kube-apiserver's default `--kubelet-preferred-address-types`."""
+FLAG = "--kubelet-preferred-address-types="
+KUBELET_PORT = 10250
+KUBELET_TIMEOUT = 5.0
+"""kube-apiserver's `--kubelet-timeout` default."""
+PROBE_PATH = "/healthz"
+"""What the replay GETs: served on the kubelet's secure port, behind its authentication
+(without the apiserver's client certificate the kubelet answers 401: it was reached)."""
+
+
+def preferred_types(objects: list[Obj]) -> tuple[str, ...] | None:
+    """The `--kubelet-preferred-address-types` of a kube-apiserver static pod in OBJECTS."""
+    for pod in by_kind(objects, "Pod"):
+        if not pod.get("metadata", {}).get("name", "").startswith("kube-apiserver"):
+            continue
+        for container in (pod.get("spec") or {}).get("containers") or []:
+            for arg in [*(container.get("command") or []), *(container.get("args") or [])]:
+                if str(arg).startswith(FLAG):
+                    return tuple(t for t in str(arg)[len(FLAG):].split(",") if t)
+    return None
+
+
+def preferred_address(node: Obj, preferred: tuple[str, ...]) -> str | None:
+    """The address kube-apiserver dials for NODE: the first of the first preferred type."""
+    addresses = (node.get("status") or {}).get("addresses") or []
+    for kind in preferred:
+        for address in addresses:
+            if address.get("type") == kind and address.get("address"):
+                return str(address["address"])
+    return None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _port(node: Obj) -> int:
+    endpoint = ((node.get("status") or {}).get("daemonEndpoints") or {}).get(
+        "kubeletEndpoint") or {}
+    return int(endpoint.get("Port") or KUBELET_PORT)
+
+
+class Kubelets:
+    """Every node's kubelet, as kube-apiserver reaches it."""
+
+    command = "kubelet"
+    noun = "kubelet"
+
+    def __init__(self, preferred: tuple[str, ...] | None = None) -> None:
+        self.preferred = preferred
+        """`--kubelet-preferred-address-types` given on the command line (wins)."""
+
+    def paths(self, objects: list[Obj]) -> list[CallPath]:
+        """One call per Node of OBJECTS, to the address and port the apiserver would use."""
+        preferred = self.preferred or preferred_types(objects) or DEFAULT_PREFERRED
+        found = []
+        for node in by_kind(objects, "Node"):
+            name = node["metadata"]["name"]
+            address = preferred_address(node, preferred) or name
+            port = _port(node)
+            endpoint = EndpointInfo(ip=address, port=port, ready=True, serving=True,
+                                    terminating=False, pod=None, node=name, host_network=True)
+            found.append(CallPath(
+                configuration=f"node/{name}", name=name, kind=CallKind.KUBELET, ca_bundle=b"",
+                timeout_seconds=KUBELET_TIMEOUT,
+                url=f"https://{join_address(address, port)}{PROBE_PATH}", path=PROBE_PATH,
+                endpoints=(endpoint,) if _is_ip(address) else (),
+                configuration_object=node, insecure_skip_verify=True))
+        return found
+
+    def target(self, path: CallPath) -> CallTarget:
+        """A GET on the kubelet's secure port, its certificate not verified."""
+        assert path.url is not None
+        host = path.url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
+        port = int(path.url.rsplit(":", 1)[1].split("/", 1)[0])
+        resolve = host if _is_ip(host) else None
+        return CallTarget(url=path.url, host=host, port=port, path=path.path,
+                          resolve_ip=resolve, ca_bundle=b"", webhook_name=path.name,
+                          timeout_seconds=path.timeout_seconds, kind=CallKind.KUBELET,
+                          insecure_skip_verify=True,
+                          endpoints=(join_address(host, port),) if resolve else ())
+
+    def finish(self, path: CallPath, result: TraceResult) -> TraceResult:
+        """RESULT as it is: a Node keeps no status of the apiserver's calls to it."""
+        return result
+
+
+KUBELETS = Kubelets()

@@ -1,0 +1,52 @@
+"""`netprobe trace kubelet` on the lab: the apiserver's call to a node's kubelet (what
+`kubectl logs` and `exec` need), to the address kubeadm's kube-apiserver prefers
+(--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname, read from its static
+pod in the snapshot) on the port the Node publishes (status.daemonEndpoints)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import story
+from tests.integration.wire import run_cli
+
+pytestmark = pytest.mark.lab
+
+URL = "https://10.0.1.11:10250/healthz"
+# scenario: (class, cause, culprit hop, the apiserver's message)
+EXPECTED = {
+    "kubelet-ok": ("ok", "ok", None, None),
+    "kubelet-firewalled": ("io-timeout", "dropped-in-network", "network",
+                           f'Get "{URL}": dial tcp 10.0.1.11:10250: i/o timeout'),
+    "kubelet-down": ("connection-refused", "nothing-listening", "webhook",
+                     f'Get "{URL}": dial tcp 10.0.1.11:10250: connect: connection refused'),
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(EXPECTED))
+def test_trace_kubelet_names_the_culprit(scenario: str, tmp_path: Path) -> None:
+    run_cli("lab", "up", scenario)
+    try:
+        snapshot = tmp_path / "snapshot.yaml"
+        snapshot.write_text(run_cli("lab", "snapshot").stdout)
+        done = run_cli("trace", "kubelet", "worker-1", "--snapshot", str(snapshot),
+                       "--netns-map", run_cli("lab", "netns-map").stdout.strip(), "-o", "json",
+                       check=False)
+    finally:
+        run_cli("lab", "down")
+    cls, cause, hop, message = EXPECTED[scenario]
+    assert done.returncode == (0 if cls == "ok" else 1), done.stderr
+    (result,) = json.loads(done.stdout)["results"]
+    assert result["target_kind"] == "kubelet" and result["target"] == URL
+    assert (result["verdict"]["class"], result["verdict"]["cause"]) == (cls, cause)
+    assert (result["verdict"]["culprit"] or {}).get("hop") == hop
+    assert result["apiserver_error"] == message
+    if message:
+        assert result["client_error"] == f"Error from server: {message}"
+    hops = {h["id"]: h for h in result["hops"]}
+    if cls != "ok":  # the node's own agent captured: worker-1's side is observed
+        assert hops["worker-ingress"]["status"] in ("ok", "not-seen")
+    story.check(result)
