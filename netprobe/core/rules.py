@@ -33,6 +33,7 @@ Mask = npt.NDArray[np.bool_]
 # TLS alert descriptions (RFC 8446 6.2) that name a certificate problem.
 ALERT_UNKNOWN_CA = 48
 ALERT_CERT_EXPIRED = 45
+ALERT_INTERNAL_ERROR = 80
 ICMP_PORT_UNREACHABLE = ((1, 3, 3), (58, 1, 4))  # (proto, type, code)
 
 
@@ -227,6 +228,23 @@ def _tls_stall(ev: Evidence) -> Verdict:
         "listener, a proxy, a stuck process).",
         "Find who owns the port on the pod or node (ss -ltnp) and point the Service's "
         "targetPort at the webhook's TLS port.", early=ev.early)
+
+
+INTERNAL_ERROR_TEXT = "remote error: tls: internal error"
+"""Go's words for a received internal_error alert (crypto/tls alert.go)."""
+
+
+def _tls_internal_error(ev: Evidence) -> Verdict:
+    return Verdict(
+        VerdictClass.TLS_INTERNAL_ERROR, Phase.TLS, Cause.NO_SERVING_CERT,
+        "The server answered the ClientHello with a TLS internal_error alert: it has no "
+        "certificate to serve. A kubelet with serverTLSBootstrap (--rotate-server-"
+        "certificates) does this until its serving-certificate CSR is approved, so kubectl "
+        "logs and exec fail with 'remote error: tls: internal error'.",
+        "List pending CSRs (kubectl get csr --field-selector "
+        "spec.signerName=kubernetes.io/kubelet-serving) and approve the node's (kubectl "
+        "certificate approve NAME), or run an approver (kubelet-csr-approver); for another "
+        "server, check that it loads its certificate.")
 
 
 def _tls_broken(ev: Evidence) -> Verdict:
@@ -480,6 +498,11 @@ RULES: tuple[Rule, ...] = (
     Rule("started before the capture",
          flows=FlowTest(lambda f: f["syn"] == 0, V.INCONCLUSIVE,
                         "the connection started before the capture")),
+    Rule("TLS alert internal_error",
+         replay=ReplayTest(lambda ev: ev.failure is Failure.TLS_ERROR
+                           and INTERNAL_ERROR_TEXT in ev.detail, _tls_internal_error),
+         flows=FlowTest(lambda f: _alert(f, ALERT_INTERNAL_ERROR), V.TLS_INTERNAL_ERROR,
+                        "TLS alert internal_error")),
     Rule("ServerHello never came",
          replay=ReplayTest(_failed_as(Failure.TLS_STALL), _tls_stall),
          flows=FlowTest(_tls_stalled, V.TLS_HANDSHAKE_TIMEOUT, "ClientHello sent, no ServerHello")),

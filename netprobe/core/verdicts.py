@@ -21,6 +21,9 @@ class VerdictClass(enum.StrEnum):
     IO_TIMEOUT = "io-timeout"
     NO_ROUTE = "no-route"
     TLS_HANDSHAKE_TIMEOUT = "tls-handshake-timeout"
+    TLS_INTERNAL_ERROR = "tls-internal-error"
+    """The server aborted the handshake with a TLS internal_error alert (no certificate to
+    serve: a kubelet whose serving-certificate CSR is not approved)."""
     RESPONSE_TIMEOUT = "response-timeout"
     X509_UNKNOWN_AUTHORITY = "x509-unknown-authority"
     X509_EXPIRED = "x509-expired"
@@ -63,6 +66,7 @@ class Cause(enum.StrEnum):
     CLIENTHELLO_LOST = "clienthello-lost"
     NOT_TLS = "not-tls"
     TLS_ABORTED = "tls-aborted"
+    NO_SERVING_CERT = "no-serving-cert"
     WEBHOOK_HUNG = "webhook-hung"
     STALE_CA_BUNDLE = "stale-ca-bundle"
     EMPTY_CA_BUNDLE = "empty-ca-bundle"

@@ -326,6 +326,16 @@ def _kubelet_firewalled() -> Plan:
     return replace(plan, firewall=(rule,))
 
 
+def _kubelet_no_serving_cert() -> Plan:
+    # serverTLSBootstrap: true and nobody approves kubelet-serving CSRs (kubeadm's default
+    # leaves them pending): the kubelet has no certificate to serve on 10250.
+    plan = base_plan("kubelet-no-serving-cert")
+    pending = (Listener(KUBELET_PORT, Serve.KUBELET_NO_CERT),)
+    nodes = tuple(replace(node, listeners=pending) if node.name == plan.nodes[1].name else node
+                  for node in plan.nodes)
+    return replace(plan, nodes=nodes)
+
+
 def _kubelet_down() -> Plan:
     # The kubelet on worker-1 is stopped (crash loop, OOM): nothing listens on 10250.
     plan = base_plan("kubelet-down")
@@ -431,6 +441,10 @@ SCENARIOS: tuple[Scenario, ...] = (
              "nothing opens 10250 from the control plane to worker-1: SYNs dropped",
              "io-timeout", "dropped-in-network", _kubelet_firewalled, command="kubelet",
              target="worker-1"),
+    Scenario("kubelet-no-serving-cert",
+             "worker-1's kubelet-serving CSR is pending: it answers TLS with internal_error",
+             "tls-internal-error", "no-serving-cert", _kubelet_no_serving_cert,
+             command="kubelet", target="worker-1"),
     Scenario("kubelet-down",
              "the kubelet on worker-1 is down: the node answers SYN with RST",
              "connection-refused", "nothing-listening", _kubelet_down, command="kubelet",

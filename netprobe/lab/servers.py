@@ -161,6 +161,11 @@ def _handler(serve: str) -> Any:
                 while await reader.read(65536):
                     pass
                 return
+            if serve == Serve.KUBELET_NO_CERT.value:
+                await reader.read(65536)  # the ClientHello
+                writer.write(INTERNAL_ERROR_ALERT)
+                await writer.drain()
+                return
             while (request := await _read_request(reader)) is not None:
                 reply = _answer(serve, *request)
                 if reply is None:
@@ -185,8 +190,12 @@ def _open_socket(spec: ListenerSpec) -> socket.socket:
     return sock
 
 
+INTERNAL_ERROR_ALERT = bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50])
+"""A TLS record: alert, TLS 1.2 record version, length 2, fatal (2), internal_error (80)."""
+
+
 def _tls_context(spec: ListenerSpec) -> ssl.SSLContext | None:
-    if not spec.cert or spec.serve == Serve.TCP_SINK.value:
+    if not spec.cert or spec.serve in (Serve.TCP_SINK.value, Serve.KUBELET_NO_CERT.value):
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(spec.cert, spec.key)

@@ -42,6 +42,9 @@ class Serve(enum.Enum):
     """Plain-HTTP `/healthz` returning 200 ok."""
     KUBELET = "kubelet"
     """HTTPS kubelet stand-in: its own CA, answers 404 like a kubelet."""
+    KUBELET_NO_CERT = "kubelet-no-cert"
+    """A kubelet whose serving-certificate CSR is pending: Go's TLS server answers the
+    ClientHello with an internal_error alert (its GetCertificate fails)."""
     TCP_SINK = "tcp-sink"
     """Accepts TCP, reads, never answers (no TLS server on the port)."""
     TLS_HANG = "tls-hang"

@@ -21,6 +21,8 @@ EXPECTED = {
     "kubelet-ok": ("ok", "ok", None, None),
     "kubelet-firewalled": ("io-timeout", "dropped-in-network", "network",
                            f'Get "{URL}": dial tcp 10.0.1.11:10250: i/o timeout'),
+    "kubelet-no-serving-cert": ("tls-internal-error", "no-serving-cert", "webhook",
+                                f'Get "{URL}": remote error: tls: internal error'),
     "kubelet-down": ("connection-refused", "nothing-listening", "webhook",
                      f'Get "{URL}": dial tcp 10.0.1.11:10250: connect: connection refused'),
 }

@@ -85,6 +85,9 @@ CASES = [
      "x509-unknown-authority", Phase.TLS, "empty-ca-bundle"),
     ("bundle not PEM", Evidence(Failure.BAD_CA_BUNDLE, detail="not a PEM certificate bundle"),
      "x509-unknown-authority", Phase.TLS, "invalid-ca-bundle"),
+    ("kubelet without a serving certificate", Evidence(
+        Failure.TLS_ERROR, errno_name="tls", detail="remote error: tls: internal error"),
+     "tls-internal-error", Phase.TLS, "no-serving-cert"),
     ("hung", Evidence(Failure.RESPONSE_STALL, early=True), "response-timeout", Phase.HTTP,
      "webhook-hung"),
     ("500", Evidence(Failure.HTTP_STATUS, http=HttpOutcome(500, False)), "http-error",
