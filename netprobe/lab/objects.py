@@ -297,6 +297,8 @@ def node_object(plan: Plan, node: Node, created: str) -> Obj:
     if _taints(node):
         spec["taints"] = _taints(node)
     addresses = [{"type": "InternalIP", "address": node.ip},
+                 *([{"type": "ExternalIP", "address": node.external_ip}]
+                   if node.external_ip else []),
                  {"type": "Hostname", "address": node.name}]
     info = {"architecture": "amd64", "bootID": _uid("boot", node.name),
             "containerRuntimeVersion": "containerd://1.7.24",
@@ -371,10 +373,6 @@ def apiservice(plan: Plan, ca_bundle: bytes, created: str) -> Obj:
                                        "message": "the lab sets no condition: netprobe checks"}]}}
 
 
-KUBEADM_PREFERRED = "InternalIP,ExternalIP,Hostname"
-"""The --kubelet-preferred-address-types kubeadm writes into kube-apiserver's manifest."""
-
-
 def kube_apiserver(plan: Plan, created: str) -> Obj:
     """kubeadm's kube-apiserver static pod (its mirror Pod), the flags trace kubelet reads."""
     node = plan.control_plane
@@ -384,7 +382,7 @@ def kube_apiserver(plan: Plan, created: str) -> Obj:
                "--enable-bootstrap-token-auth=true",
                "--kubelet-client-certificate=/etc/kubernetes/pki/apiserver-kubelet-client.crt",
                "--kubelet-client-key=/etc/kubernetes/pki/apiserver-kubelet-client.key",
-               f"--kubelet-preferred-address-types={KUBEADM_PREFERRED}",
+               f"--kubelet-preferred-address-types={plan.kubelet_preferred}",
                "--secure-port=6443", f"--service-cluster-ip-range={plan.service_cidr}"]
     container = {"name": "kube-apiserver",
                  "image": f"registry.k8s.io/kube-apiserver:{KUBELET_VERSION}",

@@ -336,6 +336,16 @@ def _kubelet_no_serving_cert() -> Plan:
     return replace(plan, nodes=nodes)
 
 
+def _kubelet_external_ip() -> Plan:
+    # kube-apiserver told to prefer ExternalIP (copied from a public-cloud guide) on nodes
+    # whose external addresses the control plane cannot reach (TEST-NET-3, never routed).
+    plan = base_plan("kubelet-external-ip")
+    nodes = tuple(node if node.control_plane else
+                  replace(node, external_ip=f"203.0.113.{node.ip.rsplit('.', 1)[1]}")
+                  for node in plan.nodes)
+    return replace(plan, nodes=nodes, kubelet_preferred="ExternalIP,InternalIP,Hostname")
+
+
 def _kubelet_down() -> Plan:
     # The kubelet on worker-1 is stopped (crash loop, OOM): nothing listens on 10250.
     plan = base_plan("kubelet-down")
@@ -445,6 +455,10 @@ SCENARIOS: tuple[Scenario, ...] = (
              "worker-1's kubelet-serving CSR is pending: it answers TLS with internal_error",
              "tls-internal-error", "no-serving-cert", _kubelet_no_serving_cert,
              command="kubelet", target="worker-1"),
+    Scenario("kubelet-external-ip",
+             "the apiserver prefers ExternalIP, which the control plane cannot reach",
+             "io-timeout", "dropped-in-network", _kubelet_external_ip, command="kubelet",
+             target="worker-1"),
     Scenario("kubelet-down",
              "the kubelet on worker-1 is down: the node answers SYN with RST",
              "connection-refused", "nothing-listening", _kubelet_down, command="kubelet",

@@ -85,6 +85,8 @@ class Node:
     """Pod CIDR behind this node's bridge (the bridge holds its .1)."""
     control_plane: bool = False
     fargate: bool = False
+    external_ip: str | None = None
+    """An ExternalIP in the Node's addresses (never routed inside the lab's provider network)."""
     listeners: tuple[Listener, ...] = ()
     """Host-network servers on the node (the kubelet, hostNetwork pods)."""
 
@@ -211,6 +213,8 @@ class Plan:
     service_cidr: str = "10.96.0.0/12"
     aggregated: AggregatedAPI | None = None
     """Set when the Service is an aggregated API server's (`trace apiservice`)."""
+    kubelet_preferred: str = "InternalIP,ExternalIP,Hostname"
+    """kube-apiserver's --kubelet-preferred-address-types (kubeadm's value by default)."""
 
     @property
     def control_plane(self) -> Node:

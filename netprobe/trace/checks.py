@@ -251,9 +251,28 @@ def kube_proxy_ipvs(path: CallPath, nodes: dict[str, NodeInfo],
             f"Service {path.service_namespace}/{path.service_name}")
 
 
+def kubelet_external_address(path: CallPath, nodes: dict[str, NodeInfo],
+                             objects: list[Obj]) -> Iterator[Finding]:
+    """kube-apiserver dials a node's ExternalIP/ExternalDNS while it has an internal one."""
+    if path.kind is not CallKind.KUBELET or not path.configuration_object:
+        return
+    addresses = (path.configuration_object.get("status") or {}).get("addresses") or []
+    dialled = path.url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]") if path.url else ""
+    kinds = {a.get("address"): a.get("type") for a in addresses}
+    internal = [a.get("address") for a in addresses if a.get("type") == "InternalIP"]
+    if kinds.get(dialled, "").startswith("External") and internal:
+        yield Finding(
+            "kubelet-external-address", Severity.WARNING,
+            f"the apiserver dials node {path.name}'s {kinds[dialled]} {dialled} (its "
+            "--kubelet-preferred-address-types puts External first) although the node has "
+            f"InternalIP {internal[0]}: private control planes rarely reach external addresses.",
+            "Put InternalIP first in kube-apiserver's --kubelet-preferred-address-types "
+            "(kubeadm: InternalIP,ExternalIP,Hostname).", f"node {path.name}")
+
+
 CHECKS: tuple[Check, ...] = (missing_service, missing_port, unresolved_target, endpoints_ready,
                              probe_vs_healthz, provider_ports, ca_bundle, timeout_masks,
-                             managed_control_plane, kube_proxy_ipvs)
+                             managed_control_plane, kube_proxy_ipvs, kubelet_external_address)
 
 
 def run_checks(path: CallPath, nodes: dict[str, NodeInfo], objects: list[Obj]) -> list[Finding]:

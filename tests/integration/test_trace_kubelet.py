@@ -23,6 +23,9 @@ EXPECTED = {
                            f'Get "{URL}": dial tcp 10.0.1.11:10250: i/o timeout'),
     "kubelet-no-serving-cert": ("tls-internal-error", "no-serving-cert", "webhook",
                                 f'Get "{URL}": remote error: tls: internal error'),
+    "kubelet-external-ip": ("io-timeout", "dropped-in-network", "network",
+                            'Get "https://203.0.113.11:10250/healthz": dial tcp '
+                            "203.0.113.11:10250: i/o timeout"),
     "kubelet-down": ("connection-refused", "nothing-listening", "webhook",
                      f'Get "{URL}": dial tcp 10.0.1.11:10250: connect: connection refused'),
 }
@@ -42,7 +45,11 @@ def test_trace_kubelet_names_the_culprit(scenario: str, tmp_path: Path) -> None:
     cls, cause, hop, message = EXPECTED[scenario]
     assert done.returncode == (0 if cls == "ok" else 1), done.stderr
     (result,) = json.loads(done.stdout)["results"]
-    assert result["target_kind"] == "kubelet" and result["target"] == URL
+    assert result["target_kind"] == "kubelet"
+    assert result["target"] == (URL if scenario != "kubelet-external-ip"
+                                else "https://203.0.113.11:10250/healthz")
+    codes = {finding["code"] for finding in result["findings"]}
+    assert ("kubelet-external-address" in codes) == (scenario == "kubelet-external-ip")
     assert (result["verdict"]["class"], result["verdict"]["cause"]) == (cls, cause)
     assert (result["verdict"]["culprit"] or {}).get("hop") == hop
     assert result["apiserver_error"] == message
