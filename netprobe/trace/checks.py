@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from netprobe.core.model import CallKind, Finding, ProxyMode, Severity
 from netprobe.replay import certs
 from netprobe.replay.probe import ca_bundle_problem
-from netprobe.trace.discovery import CallPath, NodeInfo, Obj, kube_proxy
+from netprobe.trace.discovery import CallPath, NodeInfo, Obj, konnectivity, kube_proxy
 
 KUBELET_PORT = 10250
 GKE_OPEN_PORTS = (443, 10250)
@@ -251,6 +251,32 @@ def kube_proxy_ipvs(path: CallPath, nodes: dict[str, NodeInfo],
             f"Service {path.service_namespace}/{path.service_name}")
 
 
+def konnectivity_agents(path: CallPath, nodes: dict[str, NodeInfo],
+                        objects: list[Obj]) -> Iterator[Finding]:
+    """The apiserver's calls go through konnectivity: none can pass without a ready agent."""
+    tunnel = konnectivity(objects)
+    if not tunnel.in_use:
+        return
+    if not tunnel.ready:
+        yield Finding(
+            "konnectivity-no-agent", Severity.ERROR,
+            "the apiserver reaches the cluster through konnectivity, and no konnectivity-agent "
+            f"pod is ready ({len(tunnel.agents)} found): every call into the cluster fails with "
+            "'No agent available'.",
+            "Check the konnectivity-agent DaemonSet/Deployment in kube-system (its logs: it "
+            "must reach konnectivity-server on the control plane, port 8132 by default).",
+            "cluster")
+        return
+    where = ", ".join(f"{pod} on {node}" for pod, node, _ in tunnel.ready)
+    yield Finding(
+        "konnectivity-tunnel", Severity.INFO,
+        f"the apiserver reaches the cluster through konnectivity agents ({where}): its calls "
+        "start in an agent's pod network, not on the control plane; netprobe replays them from "
+        "a node's host network, so the apiserver -> tunnel hop is unobservable.",
+        "If the replay succeeds and the apiserver still fails, check konnectivity-server and "
+        "the agents' logs.", "cluster")
+
+
 def kubelet_external_address(path: CallPath, nodes: dict[str, NodeInfo],
                              objects: list[Obj]) -> Iterator[Finding]:
     """kube-apiserver dials a node's ExternalIP/ExternalDNS while it has an internal one."""
@@ -272,7 +298,8 @@ def kubelet_external_address(path: CallPath, nodes: dict[str, NodeInfo],
 
 CHECKS: tuple[Check, ...] = (missing_service, missing_port, unresolved_target, endpoints_ready,
                              probe_vs_healthz, provider_ports, ca_bundle, timeout_masks,
-                             managed_control_plane, kube_proxy_ipvs, kubelet_external_address)
+                             managed_control_plane, kube_proxy_ipvs, kubelet_external_address,
+                             konnectivity_agents)
 
 
 def run_checks(path: CallPath, nodes: dict[str, NodeInfo], objects: list[Obj]) -> list[Finding]:

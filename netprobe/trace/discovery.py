@@ -243,6 +243,51 @@ def kube_proxy(objects: list[Obj]) -> KubeProxy:
     return KubeProxy(None)
 
 
+EGRESS_SELECTOR_FLAG = "--egress-selector-config-file"
+
+
+@dataclass(frozen=True)
+class Konnectivity:
+    """The konnectivity tunnel the apiserver's calls into the cluster may take (GKE, AKS,
+    some self-managed clusters): its agents run as pods, the calls start in their pods."""
+
+    configured: bool
+    """A visible kube-apiserver pod has --egress-selector-config-file."""
+    agents: tuple[tuple[str, str | None, bool], ...] = ()
+    """(pod, node, ready) of every konnectivity-agent pod in kube-system."""
+
+    @property
+    def in_use(self) -> bool:
+        return self.configured or bool(self.agents)
+
+    @property
+    def ready(self) -> tuple[tuple[str, str | None, bool], ...]:
+        return tuple(agent for agent in self.agents if agent[2])
+
+
+def _pod_ready(pod: Obj) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def konnectivity(objects: list[Obj]) -> Konnectivity:
+    """The konnectivity agents in OBJECTS, and whether the apiserver is set to use them."""
+    agents, configured = [], False
+    for pod in by_kind(objects, "Pod"):
+        meta = pod.get("metadata") or {}
+        if meta.get("namespace") != "kube-system":
+            continue
+        labels = meta.get("labels") or {}
+        name = str(meta.get("name", ""))
+        if labels.get("k8s-app") == "konnectivity-agent" or name.startswith("konnectivity-agent"):
+            agents.append((name, (pod.get("spec") or {}).get("nodeName"), _pod_ready(pod)))
+        if name.startswith("kube-apiserver"):
+            args = [str(a) for c in (pod.get("spec") or {}).get("containers") or []
+                    for a in [*(c.get("command") or []), *(c.get("args") or [])]]
+            configured = configured or any(a.startswith(EGRESS_SELECTOR_FLAG) for a in args)
+    return Konnectivity(configured, tuple(sorted(agents, key=lambda a: a[0])))
+
+
 def _field(text: str, name: str) -> str:
     """A top-level scalar of kube-proxy's KubeProxyConfiguration (YAML or JSON)."""
     import yaml

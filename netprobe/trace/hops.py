@@ -55,6 +55,9 @@ class PathFacts:
     service_exists: bool = True
     proxy_mode: ProxyMode | None = None
     """kube-proxy's mode on the replaying node (its ConfigMap, or kube-ipvs0 seen there)."""
+    tunnel: str | None = None
+    """The ready konnectivity agents the apiserver's calls go through (`POD on NODE, ...`;
+    empty: konnectivity is used and none is ready; None: no konnectivity)."""
 
     @property
     def local(self) -> bool:
@@ -276,7 +279,7 @@ def build_hops(facts: PathFacts, replay: ReplayResult, cp: Sighting,
                                         "is made")
         return [apiserver] + [_skip(h, h) for h in ("service", "cp-egress", "network",
                                                      "worker-ingress", "pod-veth", "webhook")]
-    hops = [apiserver, service := _service_hop(facts, replay, cp)]
+    hops = [apiserver, *_tunnel(facts), service := _service_hop(facts, replay, cp)]
     if facts.local:
         return hops + _local_path(facts, replay, cp, service)
     if service.status is not HopStatus.OK:
@@ -290,6 +293,21 @@ def build_hops(facts: PathFacts, replay: ReplayResult, cp: Sighting,
     if any(h.status in REFUSING or h.status is HopStatus.NOT_SEEN for h in worker_hops):
         return hops + [_skip("webhook", "webhook")]
     return hops + [_webhook_hop(facts, replay, worker)]
+
+
+def _tunnel(facts: PathFacts) -> list[Hop]:
+    """The konnectivity tunnel between the apiserver and the cluster, when there is one."""
+    if facts.tunnel is None:
+        return []
+    where = facts.apiserver_node or "a node"
+    if not facts.tunnel:
+        return [Hop("tunnel", "konnectivity tunnel (no agent ready)", HopStatus.UNOBSERVABLE,
+                    detail="no konnectivity agent is ready: the apiserver's calls fail with "
+                    f"'No agent available'; netprobe replayed this one from {where}'s host "
+                    "network")]
+    return [Hop("tunnel", f"konnectivity tunnel ({facts.tunnel})", HopStatus.UNOBSERVABLE,
+                detail="the apiserver's call really starts in an agent's pod network; netprobe "
+                f"replayed it from {where}'s host network")]
 
 
 def _local_path(facts: PathFacts, replay: ReplayResult, cp: Sighting,

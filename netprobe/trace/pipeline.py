@@ -159,7 +159,8 @@ def _node_ip(endpoint: EndpointInfo) -> str | None:
 
 
 def path_facts(path: CallPath, endpoint: EndpointInfo | None, vantage: str | None,
-               managed: bool, proxy_mode: ProxyMode | None = None) -> hops.PathFacts:
+               managed: bool, proxy_mode: ProxyMode | None = None,
+               tunnel: discovery.Konnectivity | None = None) -> hops.PathFacts:
     """What the hops need to know about PATH to ENDPOINT, replayed from VANTAGE."""
     return hops.PathFacts(
         apiserver_node=vantage, managed=managed,
@@ -171,7 +172,9 @@ def path_facts(path: CallPath, endpoint: EndpointInfo | None, vantage: str | Non
         pod=endpoint.pod if endpoint else None,
         pod_in_node_netns=bool(endpoint and (endpoint.host_network
                                              or endpoint.ip == _node_ip(endpoint))),
-        service_exists=bool(path.url) or path.service is not None, proxy_mode=proxy_mode)
+        service_exists=bool(path.url) or path.service is not None, proxy_mode=proxy_mode,
+        tunnel=", ".join(f"{pod} on {node}" for pod, node, _ in tunnel.ready)
+        if tunnel and tunnel.in_use else None)
 
 
 def _judged_with_neighbours(replay: ReplayResult, endpoint: EndpointInfo | None,
@@ -201,7 +204,8 @@ def _proxy_mode(proxy: discovery.KubeProxy, replayed: AgentResult) -> ProxyMode 
 
 def _endpoint_result(path: CallPath, agents: run.AgentRun, agent_plan: plan.AgentPlan,
                      index: int, saved: Saved, frames: Frames, findings: tuple[Finding, ...],
-                     keep: bool, proxy: discovery.KubeProxy) -> TraceResult:
+                     keep: bool, proxy: discovery.KubeProxy,
+                     tunnel: discovery.Konnectivity | None = None) -> TraceResult:
     probe = agent_plan.probes[index]
     endpoint = probe.endpoint
     node = endpoint.node if endpoint else None
@@ -209,7 +213,7 @@ def _endpoint_result(path: CallPath, agents: run.AgentRun, agent_plan: plan.Agen
                                      endpoint, agents.captures.get(node or ""))
     seen = correlate_probe(agents, saved, frames, index, replay, node)                   # 5
     facts = path_facts(path, endpoint, agent_plan.vantage, agent_plan.managed,
-                       _proxy_mode(proxy, agents.replay))
+                       _proxy_mode(proxy, agents.replay), tunnel)
     path_hops = hops.build_hops(facts, replay, seen.control_plane, seen.worker)          # 6
     blame = hops.culprit(path_hops, facts, replay)
     verdict = rules.refine(replay.verdict, blame.hop if blame else None,                 # 7
@@ -277,9 +281,9 @@ def _trace_path(kind: TargetKind, path: CallPath, objects: list[Obj], backend: A
     agents = run.run(backend, agent_plan, options.agent_start_timeout, progress)          # 3
     with tempfile.TemporaryDirectory(prefix="netprobe-trace-") as scratch:
         saved = save(agents, options.pcap_dir or Path(scratch))                          # 4
-        proxy = discovery.kube_proxy(objects)
+        proxy, tunnel = discovery.kube_proxy(objects), discovery.konnectivity(objects)
         return [_endpoint_result(path, agents, agent_plan, index, saved, frames, findings,
-                                 keep=options.pcap_dir is not None, proxy=proxy)
+                                 keep=options.pcap_dir is not None, proxy=proxy, tunnel=tunnel)
                 for index in range(len(agent_plan.probes))]
 
 
