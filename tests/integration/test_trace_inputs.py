@@ -57,7 +57,8 @@ def test_named_target_port_that_resolves_nowhere(lab_ok, tmp_path: Path) -> None
     listing, netns_map = lab_ok
 
     def rename(pod: dict) -> None:
-        pod["spec"]["containers"][0]["ports"][0]["name"] = "not-https"
+        if pod["metadata"]["namespace"] == "cert-manager":  # the webhook's, not kube-apiserver's
+            pod["spec"]["containers"][0]["ports"][0]["name"] = "not-https"
 
     def unnamed(eps: dict) -> None:
         eps["ports"][0]["name"] = "other"
