@@ -57,15 +57,27 @@ def _decompressed(raw: BinaryIO, path: Path) -> BinaryIO:
     if head.startswith(GZIP_MAGIC):
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if head == ZSTD_MAGIC:
-        try:
-            import zstandard
-        except ImportError:
-            raise errors.CaptureFormatError(
-                f"reading {path}: zstd-compressed; install the 'zstandard' package "
-                "or decompress it first (zstd -d)"
-            ) from None
-        return zstandard.ZstdDecompressor().stream_reader(raw)
+        return _zstd_reader(raw, path)
     return raw
+
+
+def _zstd_reader(raw: BinaryIO, path: Path) -> BinaryIO:
+    """A zstd stream: Python 3.14's compression.zstd, else the zstandard package (the
+    `netprobe[zstd]` extra)."""
+    try:
+        from compression import zstd  # type: ignore[import-not-found]  # Python >= 3.14
+    except ImportError:
+        pass
+    else:
+        return zstd.ZstdFile(raw, mode="rb")
+    try:
+        import zstandard
+    except ImportError:
+        raise errors.CaptureFormatError(
+            f"reading {path}: zstd-compressed; install netprobe[zstd] (pip install "
+            "'netprobe[zstd]', the zstandard package) or decompress it first (zstd -d)"
+        ) from None
+    return zstandard.ZstdDecompressor().stream_reader(raw)
 
 
 class CaptureFile:
