@@ -90,16 +90,22 @@ def replay(target: CallTarget, *, netns: str | None = None, timeouts: Timeouts |
 
 DRAIN = 0.02
 """Seconds tcpdump gets to read what the kernel already holds for it."""
+DIAL_STALL_GRACE = 0.1
+"""Seconds the capture waits after a dial it gave up on."""
 
 
 def _grace(outcome: call.CallOutcome, timeouts: Timeouts) -> float:
     """How long the capture waits after the call for its last packets: a stall may still
     draw a late reset or ICMP error (the whole `capture_grace`); a call that was answered
     only waits for the closing handshake, a few round trips (the TCP connect's time)."""
-    if outcome.stall is not None:
-        return timeouts.capture_grace
     tcp = next((p for p in outcome.phases if p.phase is Phase.TCP and p.status is Status.OK),
                None)
+    if outcome.stall is not None and tcp is None:
+        # A dial given up: what may still come is an ICMP error or a reset for its last SYN,
+        # a round trip away (the neighbour's host unreachable was waited for already).
+        return min(timeouts.capture_grace, DIAL_STALL_GRACE)
+    if outcome.stall is not None:
+        return timeouts.capture_grace
     if tcp is None:  # refused or unreachable: the answer is in already
         return DRAIN
     return min(timeouts.capture_grace, max(DRAIN, 4 * tcp.duration))
