@@ -51,6 +51,11 @@ class CallKind(str, enum.Enum):
     KUBELET = "kubelet"
     """kube-apiserver to a node's kubelet (`kubectl logs`, `exec`, `port-forward`)."""
 
+    @property
+    def method(self) -> str:
+        """The HTTP method: a webhook is POSTed a review, the others are GETs."""
+        return "POST" if self in (CallKind.ADMISSION, CallKind.CONVERSION) else "GET"
+
 
 class ProxyMode(enum.StrEnum):
     """kube-proxy's `mode` (KubeProxyConfiguration); an empty mode is iptables on Linux."""

@@ -148,8 +148,6 @@ def _neighbour_failed(ev: Evidence) -> bool:
     """Host unreachable after the SYN was retransmitted: not a router without a route (that
     answers the first SYN) but the last hop giving up on ARP/ND for the destination
     (Linux: 3 probes 1 s apart, while the SYN and its retransmission wait in its queue)."""
-    if ev.neighbour_unresolved is not None:
-        return True
     packets = ev.packets
     if packets is None or packets.syn_retransmissions < 1:
         return False
@@ -469,10 +467,9 @@ RULES: tuple[Rule, ...] = (
          flows=FlowTest(lambda f: _icmp(f, True), V.CONNECTION_REFUSED,
                         "ICMP port unreachable quoting the SYN")),
     Rule("neighbour never answered",
-         replay=ReplayTest(lambda ev: ev.failure in (Failure.NO_ROUTE, Failure.DIAL_STALL)
-                           and _neighbour_failed(ev)
-                           and (ev.failure is Failure.NO_ROUTE
-                                or ev.neighbour_unresolved is not None),
+         replay=ReplayTest(lambda ev: (ev.failure is Failure.NO_ROUTE and _neighbour_failed(ev))
+                           or (ev.failure is Failure.DIAL_STALL
+                               and ev.neighbour_unresolved is not None),
                            _stale_endpoint)),
     Rule("no route",
          replay=ReplayTest(_failed_as(Failure.NO_ROUTE, Failure.NET_UNREACHABLE), _no_route),

@@ -329,11 +329,8 @@ def _kubelet_firewalled() -> Plan:
 def _kubelet_no_serving_cert() -> Plan:
     # serverTLSBootstrap: true and nobody approves kubelet-serving CSRs (kubeadm's default
     # leaves them pending): the kubelet has no certificate to serve on 10250.
-    plan = base_plan("kubelet-no-serving-cert")
-    pending = (Listener(KUBELET_PORT, Serve.KUBELET_NO_CERT),)
-    nodes = tuple(replace(node, listeners=pending) if node.name == plan.nodes[1].name else node
-                  for node in plan.nodes)
-    return replace(plan, nodes=nodes)
+    return _first_worker_kubelet(base_plan("kubelet-no-serving-cert"),
+                                 (Listener(KUBELET_PORT, Serve.KUBELET_NO_CERT),))
 
 
 def _kubelet_external_ip() -> Plan:
@@ -348,10 +345,14 @@ def _kubelet_external_ip() -> Plan:
 
 def _kubelet_down() -> Plan:
     # The kubelet on worker-1 is stopped (crash loop, OOM): nothing listens on 10250.
-    plan = base_plan("kubelet-down")
-    nodes = tuple(replace(node, listeners=()) if node.name == plan.nodes[1].name else node
-                  for node in plan.nodes)
-    return replace(plan, nodes=nodes)
+    return _first_worker_kubelet(base_plan("kubelet-down"), ())
+
+
+def _first_worker_kubelet(plan: Plan, listeners: tuple[Listener, ...]) -> Plan:
+    """PLAN with worker-1's host-network servers (its kubelet) replaced by LISTENERS."""
+    worker = plan.nodes[1]
+    return replace(plan, nodes=tuple(replace(node, listeners=listeners) if node is worker
+                                     else node for node in plan.nodes))
 
 
 def _service_not_found() -> Plan:

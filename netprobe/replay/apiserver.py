@@ -38,7 +38,7 @@ CLIENT_TIMEOUT_OLD = ("net/http: request canceled while waiting for connection "
 def call_url(target: CallTarget) -> str:
     """The URL the apiserver posts to, with its `?timeout=` parameter (the aggregator's
     discovery check: the URL it GETs, on the Service's resolved address)."""
-    if target.kind in (CallKind.DISCOVERY, CallKind.KUBELET):
+    if target.kind.method == "GET":  # no ?timeout= on the aggregator's or a kubelet's URL
         return target.url
     base = f"https://{_host_port(target.host, target.port)}{target.path}"
     separator = "&" if "?" in target.path else "?"
@@ -142,8 +142,9 @@ def _discovery(target: CallTarget, failure: Failure, address: tuple[str, int],
                               (_wrap(target, CLIENT_TIMEOUT_OLD),))
     if failure is Failure.HTTP_STATUS:
         return ApiserverError(f"failing or missing response from {target.url}: {detail}")
-    if failure is Failure.NO_SERVICE:
-        return ApiserverError(f'service/{detail} is not present')
+    if failure is Failure.NO_SERVICE:  # ServiceNotFound: its host is SVC.NS.svc
+        name, namespace = (target.host.split(".") + [""])[:2]
+        return ApiserverError(f'service/{name} in "{namespace}" is not present')
     return None
 
 

@@ -357,7 +357,7 @@ def _verify(pipe: _Pipe, target: CallTarget, out: CallOutcome, clock: _Clock,
 
 
 def _request_bytes(connection: h11.Connection, target: CallTarget, body: bytes) -> bytes:
-    if target.kind in (CallKind.DISCOVERY, CallKind.KUBELET):
+    if target.kind.method == "GET":
         return _get_request(connection, target)
     url = apiserver.call_url(target)
     path = url.split(f":{target.port}", 1)[1] if f":{target.port}" in url else target.path

@@ -283,7 +283,7 @@ def kubelet_external_address(path: CallPath, nodes: dict[str, NodeInfo],
     if path.kind is not CallKind.KUBELET or not path.configuration_object:
         return
     addresses = (path.configuration_object.get("status") or {}).get("addresses") or []
-    dialled = path.url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]") if path.url else ""
+    dialled = path.host
     kinds = {a.get("address"): a.get("type") for a in addresses}
     internal = [a.get("address") for a in addresses if a.get("type") == "InternalIP"]
     if kinds.get(dialled, "").startswith("External") and internal:

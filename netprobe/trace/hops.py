@@ -27,8 +27,6 @@ from netprobe.trace.correlate import Sighting
 
 REFUSING = (HopStatus.REFUSED, HopStatus.DROPPED, HopStatus.FAILED)
 NEIGHBOUR_CAUSES = (Cause.STALE_ENDPOINT, Cause.NEIGHBOUR_UNREACHABLE)
-METHODS = {CallKind.DISCOVERY: "GET", CallKind.KUBELET: "GET"}
-"""The HTTP method of each kind of call (the webhooks POST a review)."""
 ANSWERED = {CallKind.ADMISSION: "valid review", CallKind.CONVERSION: "valid review",
             CallKind.DISCOVERY: "discovery answered", CallKind.KUBELET: "the kubelet answered"}
 MISSED = "connected, but"
@@ -271,7 +269,7 @@ def build_hops(facts: PathFacts, replay: ReplayResult, cp: Sighting,
     apiserver = Hop("apiserver", f"apiserver ({replayed}"
                     f"{', managed control plane' if facts.managed else ''})", HopStatus.OK,
                     facts.apiserver_node,
-                    detail=f"{METHODS.get(replay.target.kind, 'POST')} {replay.target.url}",
+                    detail=f"{replay.target.kind.method} {replay.target.url}",
                     addresses=_before_nat(replay))
     if replay.verdict.cause == Cause.INVALID_CA_BUNDLE:
         apiserver = dataclasses.replace(apiserver, status=HopStatus.FAILED,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.wire import run_cli, tshark_rows
+from tests.integration.wire import run_cli, trace_scenario, tshark_rows
 
 pytestmark = pytest.mark.lab
 
@@ -27,17 +27,10 @@ SYN = "tcp.flags.syn==1 && tcp.flags.ack==0"
 
 
 def _trace(scenario: str, mode: str, tmp_path: Path) -> list[dict]:
-    run_cli("lab", "up", scenario, "--proxy-mode", mode)
-    try:
-        snapshot = tmp_path / "snapshot.yaml"
-        snapshot.write_text(run_cli("lab", "snapshot").stdout)
-        done = run_cli("trace", "webhook", "validating/cert-manager-webhook", "--snapshot",
-                       str(snapshot), "--netns-map", run_cli("lab", "netns-map").stdout.strip(),
-                       "--pcap-dir", str(tmp_path / "pcaps"), "-o", "json", check=False)
-        assert done.returncode == 0, done.stdout + done.stderr
-        return json.loads(done.stdout)["results"]
-    finally:
-        run_cli("lab", "down")
+    done = trace_scenario(tmp_path, scenario, "webhook", "validating/cert-manager-webhook",
+                          "--pcap-dir", str(tmp_path / "pcaps"), proxy_mode=mode)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)["results"]
 
 
 def _hops(result: dict) -> dict[str, dict]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests import story
-from tests.integration.wire import run_cli
+from tests.integration.wire import trace_scenario
 
 pytestmark = pytest.mark.lab
 
@@ -33,15 +33,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("scenario", sorted(EXPECTED))
 def test_trace_kubelet_names_the_culprit(scenario: str, tmp_path: Path) -> None:
-    run_cli("lab", "up", scenario)
-    try:
-        snapshot = tmp_path / "snapshot.yaml"
-        snapshot.write_text(run_cli("lab", "snapshot").stdout)
-        done = run_cli("trace", "kubelet", "worker-1", "--snapshot", str(snapshot),
-                       "--netns-map", run_cli("lab", "netns-map").stdout.strip(), "-o", "json",
-                       check=False)
-    finally:
-        run_cli("lab", "down")
+    done = trace_scenario(tmp_path, scenario, "kubelet", "worker-1")
     cls, cause, hop, message = EXPECTED[scenario]
     assert done.returncode == (0 if cls == "ok" else 1), done.stderr
     (result,) = json.loads(done.stdout)["results"]

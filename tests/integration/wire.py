@@ -27,6 +27,20 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def trace_scenario(tmp_path: Path, scenario: str, *trace_args: str,
+                   proxy_mode: str = "iptables") -> subprocess.CompletedProcess[str]:
+    """Brings lab SCENARIO up, runs `netprobe trace TRACE_ARGS -o json` on its snapshot and
+    netns map (the exit code is the caller's to judge), and takes the lab down."""
+    run_cli("lab", "up", scenario, "--proxy-mode", proxy_mode)
+    try:
+        snapshot = tmp_path / "snapshot.yaml"
+        snapshot.write_text(run_cli("lab", "snapshot").stdout)
+        return run_cli("trace", *trace_args, "--snapshot", str(snapshot), "--netns-map",
+                       run_cli("lab", "netns-map").stdout.strip(), "-o", "json", check=False)
+    finally:
+        run_cli("lab", "down")
+
+
 def probe(netns: str, host: str, ip: str, port: int, ca: Path, timeout: float = 1.5) -> dict:
     """Calls the webhook from NETNS with a stdlib client; returns its JSON report."""
     done = subprocess.run(["ip", "netns", "exec", netns, sys.executable, str(PROBE), host, ip,

@@ -22,13 +22,19 @@ def _run(kubeconfig: Path, *args: str, command: str = "apiservice"
                           capture_output=True, text=True, timeout=60)
 
 
-def test_live_apiservices_are_found_and_checked(cluster: Cluster, tmp_path: Path) -> None:
-    plan = scenarios.get("apiservice-no-endpoints").build()
+def _serve(cluster: Cluster, scenario: str, tmp_path: Path) -> Path:
+    """The API serves lab SCENARIO's objects; returns a kubeconfig for it."""
+    plan = scenarios.get(scenario).build()
     pki.write_pki(plan, tmp_path / "pki")
     ca = (tmp_path / "pki" / pki.CA_BUNDLE).read_bytes()
     cluster.add(*objects.build_list(plan, ca, ca, time.time())["items"])
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(KUBECONFIG.format(url=cluster.url))
+    return kubeconfig
+
+
+def test_live_apiservices_are_found_and_checked(cluster: Cluster, tmp_path: Path) -> None:
+    kubeconfig = _serve(cluster, "apiservice-no-endpoints", tmp_path)
 
     done = _run(kubeconfig)
     assert done.returncode == 1, done.stderr  # an error finding: no ready endpoint
@@ -44,12 +50,7 @@ def test_live_apiservices_are_found_and_checked(cluster: Cluster, tmp_path: Path
 
 def test_live_kubelets_are_found_at_the_address_the_apiserver_prefers(cluster: Cluster,
                                                                       tmp_path: Path) -> None:
-    plan = scenarios.get("kubelet-ok").build()
-    pki.write_pki(plan, tmp_path / "pki")
-    ca = (tmp_path / "pki" / pki.CA_BUNDLE).read_bytes()
-    cluster.add(*objects.build_list(plan, ca, ca, time.time())["items"])
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(KUBECONFIG.format(url=cluster.url))
+    kubeconfig = _serve(cluster, "kubelet-ok", tmp_path)
 
     done = _run(kubeconfig, command="kubelet")
     assert done.returncode == 0, done.stderr

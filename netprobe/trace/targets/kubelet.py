@@ -90,6 +90,7 @@ class Kubelets:
                 configuration=f"node/{name}", name=name, kind=CallKind.KUBELET, ca_bundle=b"",
                 timeout_seconds=KUBELET_TIMEOUT,
                 url=f"https://{join_address(address, port)}{PROBE_PATH}", path=PROBE_PATH,
+                service_port=port,
                 endpoints=(endpoint,) if _is_ip(address) else (),
                 configuration_object=node, insecure_skip_verify=True))
         return found
@@ -97,8 +98,7 @@ class Kubelets:
     def target(self, path: CallPath) -> CallTarget:
         """A GET on the kubelet's secure port, its certificate not verified."""
         assert path.url is not None
-        host = path.url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
-        port = int(path.url.rsplit(":", 1)[1].split("/", 1)[0])
+        host, port = path.host, path.service_port  # the URL's host, unbracketed
         resolve = host if _is_ip(host) else None
         return CallTarget(url=path.url, host=host, port=port, path=path.path,
                           resolve_ip=resolve, ca_bundle=b"", webhook_name=path.name,

@@ -77,6 +77,8 @@ URL = "https://10.96.140.21:443/apis/metrics.k8s.io/v1beta1"
      "10.96.140.21:443: connect: connection refused"),
     (Failure.HTTP_STATUS, f"bad status from {URL}: 401",
      f"failing or missing response from {URL}: bad status from {URL}: 401"),
+    (Failure.NO_SERVICE, "metrics-server",
+     'service/metrics-server in "kube-system" is not present'),
 ])
 def test_the_aggregators_own_words(metrics_server, failure, detail, message) -> None:
     error = apiserver.predict(_target(metrics_server), failure, dialed=("10.96.140.21", 443),

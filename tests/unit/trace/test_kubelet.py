@@ -7,7 +7,7 @@ import pytest
 
 from netprobe.core.model import CallKind
 from netprobe.trace.pipeline import discover
-from netprobe.trace.targets.kubelet import DEFAULT_PREFERRED, Kubelets, preferred_types
+from netprobe.trace.targets.kubelet import Kubelets, preferred_types
 
 
 def _node(name: str, port: int = 10250, **addresses: str) -> dict:
@@ -61,4 +61,4 @@ def test_a_hostname_is_resolved_on_the_replaying_node() -> None:
 def test_the_flag_and_its_default() -> None:
     assert preferred_types([_apiserver(None)]) is None
     assert preferred_types([_apiserver("InternalIP,Hostname")]) == ("InternalIP", "Hostname")
-    assert DEFAULT_PREFERRED[0] == "Hostname"
+    assert preferred_types([NODE]) is None  # no kube-apiserver pod: the default applies
