@@ -287,7 +287,8 @@ class PodBackend:
 
     def has_node(self, node: str) -> bool:
         """Any Node of the cluster; never a managed control plane (it has no Node to run on)."""
-        return node != MANAGED_CONTROL_PLANE
+        # A `NS/POD` (a konnectivity agent's namespace) cannot be entered through the API.
+        return node != MANAGED_CONTROL_PLANE and "/" not in node
 
     def start(self, spec: AgentSpec) -> PodHandle:
         """Creates SPEC's agent pod on SPEC.node (it is not yet running).

@@ -79,6 +79,7 @@ class Failure(enum.Enum):
     BAD_REVIEW = "bad review"
     NO_SERVICE = "service not found"
     BAD_CA_BUNDLE = "caBundle not PEM"
+    NO_TUNNEL_AGENT = "No agent available"
     DNS = "dns"
 
 

@@ -359,6 +359,17 @@ def _bad_ca_bundle(ev: Evidence) -> Verdict:
         "(annotation cert-manager.io/inject-ca-from).")
 
 
+def _no_tunnel_agent(ev: Evidence) -> Verdict:
+    return Verdict(
+        VerdictClass.NO_TUNNEL_AGENT, Phase.TCP, Cause.KONNECTIVITY_NO_AGENT,
+        "The apiserver reaches the cluster through konnectivity, and no konnectivity-agent is "
+        f"ready to carry the dial ({ev.detail}): konnectivity-server answers the dial request "
+        "with 'No agent available' and no packet enters the cluster.",
+        "Get a konnectivity-agent Ready in kube-system: its logs say why it cannot connect to "
+        "konnectivity-server (port 8132 on the control plane by default; a firewall, an "
+        "expired token or a wrong --proxy-server-host).")
+
+
 def _no_service(ev: Evidence) -> Verdict:
     return Verdict(
         VerdictClass.SERVICE_NOT_FOUND, Phase.DNS, Cause.SERVICE_NOT_FOUND,
@@ -460,6 +471,8 @@ V = VerdictClass
 RULES: tuple[Rule, ...] = (
     Rule("call succeeded", replay=ReplayTest(lambda ev: ev.failure is None, _ok)),
     Rule("service missing", replay=ReplayTest(_failed_as(Failure.NO_SERVICE), _no_service)),
+    Rule("no konnectivity agent", replay=ReplayTest(_failed_as(Failure.NO_TUNNEL_AGENT),
+                                                    _no_tunnel_agent)),
     Rule("caBundle not PEM", replay=ReplayTest(_failed_as(Failure.BAD_CA_BUNDLE),
                                                _bad_ca_bundle)),
     Rule("name does not resolve", replay=ReplayTest(_failed_as(Failure.DNS), _dns)),
@@ -603,6 +616,23 @@ PATH_RULES: tuple[PathRule, ...] = (
              "has no route to it.",
              "Run the webhook with hostNetwork: true on a free port (e.g. 10260), or use the "
              "AWS VPC CNI."),
+    PathRule(VerdictClass.IO_TIMEOUT,
+             lambda hop, codes: hop == "pod-veth" and "konnectivity-tunnel" in codes,
+             Cause.DROPPED_AT_POD,
+             "The SYN reached the pod's node but never the pod's veth: the node dropped it on "
+             "the way in. Through konnectivity the call comes from a konnectivity-agent pod, "
+             "not from the control plane: a NetworkPolicy that admits only the control plane's "
+             "range drops it.",
+             "Add a NetworkPolicy ingress rule admitting the konnectivity agents (namespace "
+             "kube-system, pods labelled k8s-app=konnectivity-agent) to the webhook's port."),
+    PathRule(VerdictClass.IO_TIMEOUT,
+             lambda hop, codes: hop == "network" and "konnectivity-tunnel" in codes,
+             Cause.DROPPED_IN_NETWORK,
+             "The SYN left the konnectivity agent's node and never reached the endpoint's node: "
+             "a firewall or route between nodes drops it (through konnectivity the call is "
+             "node-to-node traffic from the agent's pod, not control-plane traffic).",
+             "Allow the pod network between nodes on the webhook's port (cloud firewall, "
+             "security group)."),
     PathRule(VerdictClass.IO_TIMEOUT, lambda hop, codes: hop == "pod-veth",
              Cause.DROPPED_AT_POD,
              "The SYN reached the pod's node but never the pod's veth: the node dropped it on "

@@ -30,6 +30,9 @@ class VerdictClass(enum.StrEnum):
     X509_HOSTNAME_MISMATCH = "x509-hostname-mismatch"
     DNS_FAILURE = "dns-failure"
     SERVICE_NOT_FOUND = "service-not-found"
+    NO_TUNNEL_AGENT = "no-tunnel-agent"
+    """The apiserver reaches the cluster through konnectivity and no agent is connected to
+    konnectivity-server: the dial fails with "No agent available", no packet is sent."""
     HTTP_ERROR = "http-error"
     INCONCLUSIVE = "inconclusive"
     """Packets only: not enough was captured to tell."""
@@ -78,6 +81,7 @@ class Cause(enum.StrEnum):
     WRONG_SERVING_CERT = "wrong-serving-cert"
     UNRESOLVABLE = "unresolvable"
     SERVICE_NOT_FOUND = "service-not-found"
+    KONNECTIVITY_NO_AGENT = "konnectivity-no-agent"
     INVALID_REVIEW = "invalid-review"
     BROKEN_RESPONSE = "broken-response"
 

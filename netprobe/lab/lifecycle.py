@@ -23,7 +23,7 @@ from netprobe.core.model import ProxyMode
 from netprobe.host import system
 from netprobe.lab import netns, objects, pki, scenarios, servers
 from netprobe.lab.kubeproxy import LAB_MODES
-from netprobe.lab.topology import VPC_NETNS, Plan
+from netprobe.lab.topology import TUNNEL_NAMESPACE, VPC_NETNS, Plan
 
 READY_TIMEOUT = 15.0
 """Seconds the servers get to open their sockets."""
@@ -161,8 +161,11 @@ def plan_of(state: LabState) -> Plan:
 
 
 def netns_map(plan: Plan) -> str:
-    """Returns `NODE=NETNS,NODE=NETNS`, the form `--netns-map` takes."""
-    return ",".join(f"{node.name}={node.netns}" for node in plan.nodes)
+    """Returns `NODE=NETNS,...,NS/POD=NETNS`, the form `--netns-map` takes: every node,
+    and every konnectivity agent's pod (the replay starts where the tunnel's dial does)."""
+    return ",".join([*(f"{node.name}={node.netns}" for node in plan.nodes),
+                     *(f"{TUNNEL_NAMESPACE}/{pod.name}={pod.netns}"
+                       for pod in plan.tunnel_agents)])
 
 
 def snapshot_list(state: LabState) -> dict:

@@ -52,13 +52,13 @@ def _has_bridge(node: Node) -> bool:
 
 
 def _pods_on(plan: Plan, node: Node) -> list[Pod]:
-    return [pod for pod in plan.running_pods if pod.node == node.name and not pod.in_node_netns]
+    return [pod for pod in plan.network_pods if pod.node == node.name and not pod.in_node_netns]
 
 
 def _link_commands(plan: Plan) -> list[str]:
     commands = [f"link add {NODE_NIC} netns {node.netns} type veth peer name {node.vpc_link} "
                 f"netns {VPC_NETNS}" for node in plan.nodes]
-    for pod in plan.running_pods:
+    for pod in plan.network_pods:
         if not pod.in_node_netns:
             node = plan.node(pod.node)
             commands.append(f"link add {NODE_NIC} netns {pod.netns} type veth peer name "
@@ -131,7 +131,7 @@ def build(plan: Plan) -> None:
     _ip_batch(_vpc_commands(plan), VPC_NETNS)
     for node in plan.nodes:
         _ip_batch(_node_commands(plan, node), node.netns)
-    for pod in plan.running_pods:
+    for pod in plan.network_pods:
         if not pod.in_node_netns:
             _ip_batch(_pod_commands(plan, pod), pod.netns)
     for netns in (VPC_NETNS, *(node.netns for node in plan.nodes)):

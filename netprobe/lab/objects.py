@@ -14,7 +14,14 @@ import uuid
 from typing import Any
 
 from netprobe.core.model import ProxyMode
-from netprobe.lab.topology import Node, Plan, Pod, Provider
+from netprobe.lab.topology import (
+    KONNECTIVITY_HEALTH_PORT,
+    TUNNEL_NAMESPACE,
+    Node,
+    Plan,
+    Pod,
+    Provider,
+)
 
 CERT_MANAGER_VERSION = "v1.16.2"
 KUBELET_VERSION = "v1.31.4"
@@ -384,6 +391,9 @@ def kube_apiserver(plan: Plan, created: str) -> Obj:
                "--kubelet-client-key=/etc/kubernetes/pki/apiserver-kubelet-client.key",
                f"--kubelet-preferred-address-types={plan.kubelet_preferred}",
                "--secure-port=6443", f"--service-cluster-ip-range={plan.service_cidr}"]
+    if plan.tunnel_agents:
+        command.append("--egress-selector-config-file="
+                       "/etc/kubernetes/konnectivity/egress-selector-configuration.yaml")
     container = {"name": "kube-apiserver",
                  "image": f"registry.k8s.io/kube-apiserver:{KUBELET_VERSION}",
                  "imagePullPolicy": "IfNotPresent", "command": command}
@@ -400,6 +410,72 @@ def kube_apiserver(plan: Plan, created: str) -> Obj:
                      "tolerations": [{"operator": "Exists", "effect": "NoExecute"}]},
             "status": {"phase": "Running", "podIP": node.ip, "podIPs": [{"ip": node.ip}],
                        "hostIP": node.ip, "hostIPs": [{"ip": node.ip}]}}
+
+
+KONNECTIVITY_VERSION = "v0.30.3"
+KONNECTIVITY_SERVER_PORT = 8132
+KONNECTIVITY_LABELS = {"k8s-app": "konnectivity-agent"}
+
+
+def _konnectivity_container(plan: Plan) -> Obj:
+    """konnectivity-agent's container as kubernetes.io's "Set up Konnectivity service" task
+    (konnectivity-agent.yaml) writes it: it dials konnectivity-server on the control plane."""
+    return {
+        "name": "konnectivity-agent",
+        "image": f"registry.k8s.io/kas-network-proxy/proxy-agent:{KONNECTIVITY_VERSION}",
+        "command": ["/proxy-agent"],
+        "args": ["--logtostderr=true",
+                 "--ca-cert=/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+                 f"--proxy-server-host={plan.control_plane.ip}",
+                 f"--proxy-server-port={KONNECTIVITY_SERVER_PORT}",
+                 "--admin-server-port=8133", f"--health-server-port={KONNECTIVITY_HEALTH_PORT}",
+                 "--service-account-token-path=/var/run/secrets/tokens/konnectivity-agent-token"],
+        "livenessProbe": {"httpGet": {"port": KONNECTIVITY_HEALTH_PORT, "path": "/healthz"},
+                          "initialDelaySeconds": 15, "timeoutSeconds": 15},
+    }
+
+
+def konnectivity_agent(plan: Plan, pod: Pod, created: str) -> Obj:
+    """A konnectivity-agent pod (pod network); not Ready when it has no connection to
+    konnectivity-server (its readiness is its tunnel's)."""
+    node = plan.node(pod.node)
+    ready = "True" if pod.ready else "False"
+    owner = pod.name.rsplit("-", 1)[0]
+    meta = dict(_meta("pod", pod.name, created, TUNNEL_NAMESPACE,
+                      dict(KONNECTIVITY_LABELS, **{"pod-template-hash": owner.rsplit("-")[-1]})),
+                ownerReferences=[{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner,
+                                  "uid": _uid("rs", owner), "controller": True}])
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "spec": {"containers": [_konnectivity_container(plan)], "nodeName": pod.node,
+                     "serviceAccountName": "konnectivity-agent",
+                     "priorityClassName": "system-cluster-critical",
+                     "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}]},
+            "status": {"phase": "Running", "podIP": pod.ip, "podIPs": [{"ip": pod.ip}],
+                       "hostIP": node.ip, "hostIPs": [{"ip": node.ip}],
+                       "conditions": [{"type": kind, "status": value,
+                                       "lastTransitionTime": created}
+                                      for kind, value in (("Ready", ready),
+                                                          ("ContainersReady", ready))]}}
+
+
+def konnectivity_deployment(plan: Plan, created: str) -> Obj:
+    ready = sum(pod.ready for pod in plan.tunnel_agents)
+    replicas = len(plan.tunnel_agents)
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": _meta("deploy", "konnectivity-agent", created, TUNNEL_NAMESPACE,
+                              KONNECTIVITY_LABELS),
+            "spec": {"replicas": replicas, "selector": {"matchLabels": KONNECTIVITY_LABELS},
+                     "template": {"metadata": {"labels": KONNECTIVITY_LABELS},
+                                  "spec": {"containers": [_konnectivity_container(plan)]}}},
+            "status": {"replicas": replicas, "readyReplicas": ready,
+                       "availableReplicas": ready, "unavailableReplicas": replicas - ready}}
+
+
+def _tunnel_objects(plan: Plan, created: str) -> list[Obj]:
+    if not plan.tunnel_agents:
+        return []
+    return [konnectivity_deployment(plan, created),
+            *(konnectivity_agent(plan, pod, created) for pod in plan.tunnel_agents)]
 
 
 def _is_managed(plan: Plan) -> bool:
@@ -424,6 +500,7 @@ def build_list(plan: Plan, ca_bundle: bytes, signer_ca: bytes, started: float) -
         *(pod_object(plan, pod, created) for pod in plan.running_pods),
         *(node_object(plan, node, created) for node in nodes),
         *secrets,
+        *_tunnel_objects(plan, created),
     ]
     proxy = kube_proxy_config(plan, created)
     if proxy is not None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from netprobe.core import errors
 from netprobe.lab.topology import (
     BRIDGE,
+    KONNECTIVITY_HEALTH_PORT,
     PREFIX,
     VPC_NETNS,
     AggregatedAPI,
@@ -355,6 +356,36 @@ def _first_worker_kubelet(plan: Plan, listeners: tuple[Listener, ...]) -> Plan:
                                      else node for node in plan.nodes))
 
 
+def _tunnel_agent(node: Node, ready: bool = True) -> Pod:
+    """A konnectivity-agent pod: its health server in its own pod namespace; the replay
+    dials from that namespace, as the agent dials for konnectivity-server."""
+    return Pod(name="konnectivity-agent-6b8f9c4d7-q8w2n", node=node.name, ip="10.244.2.20",
+               container_port=KONNECTIVITY_HEALTH_PORT, ready=ready,
+               listeners=(Listener(KONNECTIVITY_HEALTH_PORT, Serve.HEALTHZ),))
+
+
+def _konnectivity(scenario: str, ready: bool = True) -> Plan:
+    # GKE: the apiserver reaches nodes through konnectivity; the agent runs on worker-2,
+    # the webhook on worker-1, so the call crosses the provider network from a pod.
+    plan = base_plan(scenario, Provider.GKE)
+    return replace(plan, tunnel_agents=(_tunnel_agent(plan.nodes[2], ready),))
+
+
+def _konnectivity_networkpolicy() -> Plan:
+    # The NetworkPolicy GKE's docs gave for webhooks before konnectivity: ingress allowed
+    # from the control plane's range only. Through the tunnel the SYN comes from the
+    # agent's pod IP and is dropped on the way into the webhook's pod.
+    plan = _konnectivity("konnectivity-networkpolicy")
+    pod, worker = plan.pods[0], plan.nodes[1]
+    rule = FirewallRule(
+        worker.netns, "FORWARD",
+        f"-d {pod.ip}/32 ! -s {plan.control_plane.ip}/32 -o {BRIDGE} -m conntrack --ctstate "
+        'NEW -m comment --comment "np-lab: NetworkPolicy allows ingress from the control '
+        'plane range only" -j DROP',
+    )
+    return replace(plan, firewall=(rule,))
+
+
 def _service_not_found() -> Plan:
     return replace(base_plan("service-not-found"),
                    webhook=Webhook(configured_service_name="cert-manager-webhooks"))
@@ -464,6 +495,17 @@ SCENARIOS: tuple[Scenario, ...] = (
              "the kubelet on worker-1 is down: the node answers SYN with RST",
              "connection-refused", "nothing-listening", _kubelet_down, command="kubelet",
              target="worker-1"),
+    Scenario("konnectivity-ok",
+             "GKE with konnectivity: the call starts in an agent pod on worker-2 and passes",
+             "ok", "ok", lambda: _konnectivity("konnectivity-ok")),
+    Scenario("konnectivity-no-agent",
+             "konnectivity in use, its only agent not Ready: 'No agent available'",
+             "no-tunnel-agent", "konnectivity-no-agent",
+             lambda: _konnectivity("konnectivity-no-agent", ready=False)),
+    Scenario("konnectivity-networkpolicy",
+             "a NetworkPolicy allows the control plane only; through konnectivity the agent "
+             "pod's SYN is dropped at the webhook pod",
+             "io-timeout", "dropped-at-pod", _konnectivity_networkpolicy),
     Scenario("gke-port-443",
              "fix for io-timeout: containerPort 443 passes the GKE firewall",
              "ok", "ok", _gke_port_443),

@@ -60,7 +60,7 @@ def listener_specs(plan: Plan, pki_dir: Path) -> list[ListenerSpec]:
     for node in plan.nodes:
         kubelet = pki.kubelet_cert_path(pki_dir, node)
         specs += [_spec(node.netns, item, pki_dir, kubelet) for item in node.listeners]
-    for pod in plan.running_pods:
+    for pod in plan.network_pods:
         netns = plan.node(pod.node).netns if pod.in_node_netns else pod.netns
         kubelet = pki.kubelet_cert_path(pki_dir, plan.node(pod.node))
         specs += [_spec(netns, item, pki_dir, kubelet) for item in pod.listeners]

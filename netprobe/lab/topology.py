@@ -24,6 +24,11 @@ BRIDGE = "npbr0"
 VPC_NETNS = PREFIX + "vpc"
 """The provider network: routes pod CIDRs to nodes, holds cloud firewalls."""
 
+TUNNEL_NAMESPACE = "kube-system"
+"""The Kubernetes namespace konnectivity-agent pods run in."""
+KONNECTIVITY_HEALTH_PORT = 8134
+"""konnectivity-agent's --health-server-port in kubernetes.io's konnectivity-agent.yaml."""
+
 
 class Provider(enum.Enum):
     """Which kind of cluster a scenario imitates (drives names and labels)."""
@@ -215,6 +220,10 @@ class Plan:
     """Set when the Service is an aggregated API server's (`trace apiservice`)."""
     kubelet_preferred: str = "InternalIP,ExternalIP,Hostname"
     """kube-apiserver's --kubelet-preferred-address-types (kubeadm's value by default)."""
+    tunnel_agents: tuple[Pod, ...] = ()
+    """konnectivity-agent pods (kube-system, pod network): the apiserver's calls into the
+    cluster start in their namespaces (GKE, AKS). A not-ready one is not connected to
+    konnectivity-server."""
 
     @property
     def control_plane(self) -> Node:
@@ -233,9 +242,15 @@ class Plan:
         return tuple(pod for pod in self.pods if not pod.gone)
 
     @property
+    def network_pods(self) -> tuple[Pod, ...]:
+        """Every pod with a place in the network: the running webhook pods and the
+        konnectivity agents."""
+        return (*self.running_pods, *self.tunnel_agents)
+
+    @property
     def namespaces(self) -> tuple[str, ...]:
         """Every namespace of the plan, the VPC first."""
-        pods = tuple(pod.netns for pod in self.running_pods if not pod.in_node_netns)
+        pods = tuple(pod.netns for pod in self.network_pods if not pod.in_node_netns)
         return (VPC_NETNS, *(node.netns for node in self.nodes), *pods)
 
 

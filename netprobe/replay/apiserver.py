@@ -122,6 +122,10 @@ def _predict(target: CallTarget, failure: Failure, *, dialed: tuple[str, int] | 
         return ApiserverError(f"conversion webhook for {target.conversion_gvk} failed: {detail}")
     if failure is Failure.NO_SERVICE:
         return ApiserverError(_wrap(target, f'service "{detail}" not found'))
+    if failure is Failure.NO_TUNNEL_AGENT:
+        # konnectivity-client's dial fails with the server's DIAL_RSP error
+        # (apiserver-network-proxy pkg/server/backend_manager.go: "No agent available").
+        return ApiserverError(_wrap(target, Failure.NO_TUNNEL_AGENT.value))
     if failure is Failure.BAD_CA_BUNDLE:
         # The webhook's REST client is never built: client-go's rootCertPool (transport)
         # fails, and the dispatcher wraps it (ErrCallingWebhook{Reason: "could not get REST

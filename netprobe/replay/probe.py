@@ -211,6 +211,20 @@ def bad_ca_bundle(target: CallTarget, problem: str) -> ReplayResult:
                         apiserver_error=apiserver.predict(target, Failure.BAD_CA_BUNDLE))
 
 
+def no_tunnel_agent(target: CallTarget, detail: str) -> ReplayResult:
+    """The result of a call the apiserver sends into a konnectivity tunnel with no agent:
+    konnectivity-server refuses the dial, no packet enters the cluster."""
+    now = time.time()
+    phases = (PhaseResult(Phase.DNS, Status.SKIPPED, now, 0.0, "the tunnel dials by address"),
+              PhaseResult(Phase.TCP, Status.FAILED, now, 0.0,
+                          f"{Failure.NO_TUNNEL_AGENT.value} ({detail})"),
+              *(PhaseResult(phase, Status.SKIPPED, now, 0.0, "not reached")
+                for phase in (Phase.TLS, Phase.HTTP)))
+    evidence = Evidence(failure=Failure.NO_TUNNEL_AGENT, detail=detail)
+    return ReplayResult(target=target, phases=phases, verdict=rules.classify(evidence),
+                        apiserver_error=apiserver.predict(target, Failure.NO_TUNNEL_AGENT))
+
+
 def ca_bundle_problem(pem: bytes) -> str | None:
     """Why the apiserver could not load PEM as its roots, or None (an empty one is fine)."""
     return None if certs.is_empty_bundle(pem) else certs.pem_problem(pem)

@@ -227,11 +227,13 @@ def managed_control_plane(path: CallPath, nodes: dict[str, NodeInfo],
                           objects: list[Obj]) -> Iterator[Finding]:
     if nodes and not any(node.control_plane for node in nodes.values()):
         providers = sorted({node.provider for node in nodes.values() if node.provider})
+        where = ("a konnectivity agent's network namespace" if konnectivity(objects).ready
+                 else "a worker's host network")
         yield Finding(
             "managed-control-plane", Severity.INFO,
             "No control-plane node is visible (a managed control plane"
             + (f": {', '.join(providers)}" if providers else "") + "): the apiserver -> node hop "
-            "cannot be observed; the call is replayed from a worker's host network.",
+            f"cannot be observed; the call is replayed from {where}.",
             "Compare with the provider's firewall / security group rules for the control plane.",
             "cluster")
 
@@ -267,12 +269,14 @@ def konnectivity_agents(path: CallPath, nodes: dict[str, NodeInfo],
             "must reach konnectivity-server on the control plane, port 8132 by default).",
             "cluster")
         return
-    where = ", ".join(f"{pod} on {node}" for pod, node, _ in tunnel.ready)
+    where = ", ".join(str(agent) for agent in tunnel.ready)
     yield Finding(
         "konnectivity-tunnel", Severity.INFO,
         f"the apiserver reaches the cluster through konnectivity agents ({where}): its calls "
-        "start in an agent's pod network, not on the control plane; netprobe replays them from "
-        "a node's host network, so the apiserver -> tunnel hop is unobservable.",
+        "start in an agent's network namespace, not on the control plane, so a firewall or "
+        "NetworkPolicy must allow the agents, not the control plane. netprobe replays the call "
+        "from an agent's namespace (else from its node's host network); the apiserver -> "
+        "tunnel hop (konnectivity-server's gRPC) is unobservable.",
         "If the replay succeeds and the apiserver still fails, check konnectivity-server and "
         "the agents' logs.", "cluster")
 

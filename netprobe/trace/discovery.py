@@ -247,27 +247,62 @@ EGRESS_SELECTOR_FLAG = "--egress-selector-config-file"
 
 
 @dataclass(frozen=True)
+class TunnelAgent:
+    """One konnectivity-agent pod: where the apiserver's calls into the cluster start."""
+
+    pod: str
+    namespace: str
+    node: str | None
+    ready: bool
+    host_network: bool = False
+    ip: str | None = None
+
+    @property
+    def key(self) -> str:
+        """`NAMESPACE/POD`: how a `--netns-map` names a pod's network namespace."""
+        return f"{self.namespace}/{self.pod}"
+
+    def __str__(self) -> str:
+        return f"{self.pod} on {self.node or 'an unknown node'}"
+
+
+@dataclass(frozen=True)
 class Konnectivity:
     """The konnectivity tunnel the apiserver's calls into the cluster may take (GKE, AKS,
     some self-managed clusters): its agents run as pods, the calls start in their pods."""
 
     configured: bool
     """A visible kube-apiserver pod has --egress-selector-config-file."""
-    agents: tuple[tuple[str, str | None, bool], ...] = ()
-    """(pod, node, ready) of every konnectivity-agent pod in kube-system."""
+    agents: tuple[TunnelAgent, ...] = ()
+    """Every konnectivity-agent pod in kube-system, by name."""
 
     @property
     def in_use(self) -> bool:
         return self.configured or bool(self.agents)
 
     @property
-    def ready(self) -> tuple[tuple[str, str | None, bool], ...]:
-        return tuple(agent for agent in self.agents if agent[2])
+    def ready(self) -> tuple[TunnelAgent, ...]:
+        return tuple(agent for agent in self.agents if agent.ready)
+
+    def choose(self, avoid: Iterable[str | None] = ()) -> TunnelAgent | None:
+        """The ready agent a replay starts from: konnectivity-server picks one at random,
+        so netprobe takes the first (by name) on a node without an endpoint, where the
+        call crosses the network as most calls do; else the first."""
+        avoided = set(avoid)
+        ready = self.ready
+        return next((a for a in ready if a.node not in avoided), ready[0] if ready else None)
 
 
 def _pod_ready(pod: Obj) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _tunnel_agent(pod: Obj) -> TunnelAgent:
+    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    return TunnelAgent(str(meta.get("name", "")), str(meta.get("namespace", "")),
+                       spec.get("nodeName"), _pod_ready(pod), bool(spec.get("hostNetwork")),
+                       status.get("podIP"))
 
 
 def konnectivity(objects: list[Obj]) -> Konnectivity:
@@ -280,12 +315,12 @@ def konnectivity(objects: list[Obj]) -> Konnectivity:
         labels = meta.get("labels") or {}
         name = str(meta.get("name", ""))
         if labels.get("k8s-app") == "konnectivity-agent" or name.startswith("konnectivity-agent"):
-            agents.append((name, (pod.get("spec") or {}).get("nodeName"), _pod_ready(pod)))
+            agents.append(_tunnel_agent(pod))
         if name.startswith("kube-apiserver"):
             args = [str(a) for c in (pod.get("spec") or {}).get("containers") or []
                     for a in [*(c.get("command") or []), *(c.get("args") or [])]]
             configured = configured or any(a.startswith(EGRESS_SELECTOR_FLAG) for a in args)
-    return Konnectivity(configured, tuple(sorted(agents, key=lambda a: a[0])))
+    return Konnectivity(configured, tuple(sorted(agents, key=lambda a: a.pod)))
 
 
 def _field(text: str, name: str) -> str:

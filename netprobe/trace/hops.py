@@ -56,6 +56,11 @@ class PathFacts:
     tunnel: str | None = None
     """The ready konnectivity agents the apiserver's calls go through (`POD on NODE, ...`;
     empty: konnectivity is used and none is ready; None: no konnectivity)."""
+    tunnel_agent: str | None = None
+    """The agent (`POD on NODE`) whose dial the replay stands for, when there is one."""
+    in_tunnel_agent: bool = False
+    """The replay ran in that agent's own network namespace (its pod's, or its node's for a
+    hostNetwork agent): where the tunnel's dial really starts."""
 
     @property
     def local(self) -> bool:
@@ -162,7 +167,7 @@ def _cp_egress(facts: PathFacts, cp: Sighting, replay: ReplayResult) -> Hop:
     extra = f", {cp.syn_count - 1} retransmissions" if cp.syn_count > 1 else ""
     evidence = [f"RST from {src} TTL {ttl}" for _, src, ttl in cp.resets]
     evidence += [f"ICMP {t}/{c} from {rep}" for _, rep, t, c in cp.icmp]
-    return Hop("cp-egress", label, HopStatus.OK, facts.apiserver_node, cp.syn_interfaces[0],
+    return Hop("cp-egress", label, HopStatus.OK, facts.apiserver_node, cp.syn_interfaces[-1],
                detail=f"SYN out to {cp.destination}{extra}", evidence=tuple(evidence),
                addresses=cp.addresses)
 
@@ -265,19 +270,24 @@ def _webhook_hop(facts: PathFacts, replay: ReplayResult, worker: Sighting) -> Ho
 def build_hops(facts: PathFacts, replay: ReplayResult, cp: Sighting,
                worker: Sighting) -> list[Hop]:
     """Every hop of the path, each with its status, in path order."""
-    replayed = "replayed on " + facts.apiserver_node if facts.apiserver_node else "replay"
+    replayed = (f"replayed in {facts.tunnel_agent}" if facts.in_tunnel_agent
+                else f"replayed on {facts.apiserver_node}" if facts.apiserver_node else "replay")
     apiserver = Hop("apiserver", f"apiserver ({replayed}"
                     f"{', managed control plane' if facts.managed else ''})", HopStatus.OK,
                     facts.apiserver_node,
                     detail=f"{replay.target.kind.method} {replay.target.url}",
                     addresses=_before_nat(replay))
+    unsent = [_skip(h, h) for h in ("service", "cp-egress", "network", "worker-ingress",
+                                     "pod-veth", "webhook")]
     if replay.verdict.cause == Cause.INVALID_CA_BUNDLE:
         apiserver = dataclasses.replace(apiserver, status=HopStatus.FAILED,
                                         detail="caBundle not PEM: no client is built, no call "
                                         "is made")
-        return [apiserver] + [_skip(h, h) for h in ("service", "cp-egress", "network",
-                                                     "worker-ingress", "pod-veth", "webhook")]
-    hops = [apiserver, *_tunnel(facts), service := _service_hop(facts, replay, cp)]
+        return [apiserver, *unsent]
+    tunnel = _tunnel(facts)
+    if any(hop.status is HopStatus.FAILED for hop in tunnel):
+        return [apiserver, *tunnel, *unsent]
+    hops = [apiserver, *tunnel, service := _service_hop(facts, replay, cp)]
     if facts.local:
         return hops + _local_path(facts, replay, cp, service)
     if service.status is not HopStatus.OK:
@@ -294,18 +304,29 @@ def build_hops(facts: PathFacts, replay: ReplayResult, cp: Sighting,
 
 
 def _tunnel(facts: PathFacts) -> list[Hop]:
-    """The konnectivity tunnel between the apiserver and the cluster, when there is one."""
+    """The konnectivity tunnel between the apiserver and the cluster, when there is one:
+    konnectivity-server's gRPC stream to an agent is never observable, and without a ready
+    agent nothing passes."""
     if facts.tunnel is None:
         return []
-    where = facts.apiserver_node or "a node"
     if not facts.tunnel:
-        return [Hop("tunnel", "konnectivity tunnel (no agent ready)", HopStatus.UNOBSERVABLE,
-                    detail="no konnectivity agent is ready: the apiserver's calls fail with "
-                    f"'No agent available'; netprobe replayed this one from {where}'s host "
-                    "network")]
+        return [Hop("tunnel", "konnectivity tunnel (no agent ready)", HopStatus.FAILED,
+                    detail="no konnectivity-agent is ready: konnectivity-server answers the "
+                    "apiserver's dial with 'No agent available'; no packet enters the cluster")]
+    where = facts.apiserver_node or "a node"
+    if facts.tunnel_agent and facts.in_tunnel_agent:
+        how = (f"replayed from agent {facts.tunnel_agent}'s own network namespace, where the "
+               "tunnel's dial to the Service starts")
+    elif facts.tunnel_agent:
+        how = (f"replayed from {where}'s host network, where agent {facts.tunnel_agent} runs: "
+               "netprobe cannot enter the agent pod's namespace, so a NetworkPolicy selecting "
+               "the agent is not exercised")
+    else:
+        how = (f"replayed from {where}'s host network; the apiserver's call really starts in "
+               "an agent's network namespace")
     return [Hop("tunnel", f"konnectivity tunnel ({facts.tunnel})", HopStatus.UNOBSERVABLE,
-                detail="the apiserver's call really starts in an agent's pod network; netprobe "
-                f"replayed it from {where}'s host network")]
+                facts.apiserver_node if facts.tunnel_agent else None,
+                detail="konnectivity-server's gRPC stream to the agent is not captured; " + how)]
 
 
 def _local_path(facts: PathFacts, replay: ReplayResult, cp: Sighting,

@@ -38,6 +38,7 @@ from netprobe.host import neighbours
 from netprobe.replay.probe import (
     bad_ca_bundle,
     ca_bundle_problem,
+    no_tunnel_agent,
     service_missing,
     with_neighbour,
 )
@@ -123,17 +124,26 @@ class Sightings:
 
 
 def correlate_probe(agents: run.AgentRun, saved: Saved, frames: Frames, index: int,
-                    replay: ReplayResult, node: str | None) -> Sightings:
-    """Finds probe INDEX's connection in the replay's capture and in NODE's."""
+                    replay: ReplayResult, node: str | None,
+                    agent_plan: plan.AgentPlan) -> Sightings:
+    """Finds probe INDEX's connection in the replay's capture and in NODE's.
+
+    The replay's capture gives the connection's key; the vantage node's view is that
+    capture, or the node's own capture agent's when the replay ran in a pod there (a
+    konnectivity agent's), whose capture holds only the pod's side of the node's NAT.
+    """
     replayed = agents.replay
     pcap = saved.replays[index]
     key = None
     if replayed.captures[index] and replay.local_address:
         key = correlate.flow_key(frames.get(pcap), replay.client_ports)
-    local = node == replayed.node
-    # On the replaying node a call to a hostNetwork endpoint is delivered over `lo`.
-    cp = _sighting(replayed, pcap, key, frames, ignore_loopback=not local)
-    worker_result = agents.captures.get(node or "")
+    local = node == agent_plan.vantage
+    vantage = agent_plan.vantage
+    if agent_plan.vantage_captured:
+        cp = _sighting(agents.captures[vantage], saved.nodes.get(vantage), key, frames)
+    else:  # on the replaying node a call to a hostNetwork endpoint is delivered over `lo`
+        cp = _sighting(replayed, pcap, key, frames, ignore_loopback=not local)
+    worker_result = None if local else agents.captures.get(node or "")
     if worker_result is not None:
         worker = _sighting(worker_result, saved.nodes.get(node or ""), key, frames)
     else:
@@ -160,7 +170,8 @@ def _node_ip(endpoint: EndpointInfo) -> str | None:
 
 def path_facts(path: CallPath, endpoint: EndpointInfo | None, vantage: str | None,
                managed: bool, proxy_mode: ProxyMode | None = None,
-               tunnel: discovery.Konnectivity | None = None) -> hops.PathFacts:
+               tunnel: discovery.Konnectivity | None = None,
+               agent_plan: plan.AgentPlan | None = None) -> hops.PathFacts:
     """What the hops need to know about PATH to ENDPOINT, replayed from VANTAGE."""
     return hops.PathFacts(
         apiserver_node=vantage, managed=managed,
@@ -173,8 +184,11 @@ def path_facts(path: CallPath, endpoint: EndpointInfo | None, vantage: str | Non
         pod_in_node_netns=bool(endpoint and (endpoint.host_network
                                              or endpoint.ip == _node_ip(endpoint))),
         service_exists=bool(path.url) or path.service is not None, proxy_mode=proxy_mode,
-        tunnel=", ".join(f"{pod} on {node}" for pod, node, _ in tunnel.ready)
-        if tunnel and tunnel.in_use else None)
+        tunnel=", ".join(str(agent) for agent in tunnel.ready)
+        if tunnel and tunnel.in_use else None,
+        tunnel_agent=str(agent_plan.tunnel_agent) if agent_plan and agent_plan.tunnel_agent
+        else None,
+        in_tunnel_agent=bool(agent_plan and agent_plan.in_tunnel_agent))
 
 
 def _judged_with_neighbours(replay: ReplayResult, endpoint: EndpointInfo | None,
@@ -211,20 +225,20 @@ def _endpoint_result(path: CallPath, agents: run.AgentRun, agent_plan: plan.Agen
     node = endpoint.node if endpoint else None
     replay = _judged_with_neighbours(wire.replay_from_json(agents.replay.replays[index]),
                                      endpoint, agents.captures.get(node or ""))
-    seen = correlate_probe(agents, saved, frames, index, replay, node)                   # 5
+    seen = correlate_probe(agents, saved, frames, index, replay, node, agent_plan)       # 5
     facts = path_facts(path, endpoint, agent_plan.vantage, agent_plan.managed,
-                       _proxy_mode(proxy, agents.replay), tunnel)
+                       _proxy_mode(proxy, agents.replay), tunnel, agent_plan)
     path_hops = hops.build_hops(facts, replay, seen.control_plane, seen.worker)          # 6
     blame = hops.culprit(path_hops, facts, replay)
     verdict = rules.refine(replay.verdict, blame.hop if blame else None,                 # 7
                            {finding.code for finding in findings})
-    worker = agents.captures.get(node or "")
-    captures = (str(saved.replays[index]), *([str(saved.nodes[node])] if node in saved.nodes
-                                               else [])) if keep else ()
+    watched = [n for n in dict.fromkeys([agent_plan.vantage, node]) if n in agents.captures]
+    captures = (str(saved.replays[index]), *(str(saved.nodes[n]) for n in watched)
+                ) if keep else ()
     interfaces = {agents.replay.node: dict(agents.replay.interfaces)}
-    if node and worker is not None:
-        interfaces[node] = dict(worker.interfaces)
-    notes = dict.fromkeys([*agents.replay.warnings, *(worker.warnings if worker else []),
+    interfaces.update({n: dict(agents.captures[n].interfaces) for n in watched})
+    notes = dict.fromkeys([*agents.replay.warnings,
+                           *(w for n in watched for w in agents.captures[n].warnings),
                            *hops.disagreements(path_hops)])
     return TraceResult(
         target=replay.target.url, configuration=path.configuration, webhook=path.name,
@@ -242,10 +256,10 @@ def _service_missing(path: CallPath, target: CallTarget,
 
 
 def _unsent(path: CallPath, target: CallTarget, findings: tuple[Finding, ...],
-            replay: ReplayResult) -> TraceResult:
+            replay: ReplayResult, tunnel: discovery.Konnectivity | None = None) -> TraceResult:
     """The result of a call the apiserver never sends (its Service is missing, its caBundle
-    unreadable): no agent runs."""
-    facts = path_facts(path, None, None, False)
+    unreadable, no konnectivity agent carries it): no agent runs."""
+    facts = path_facts(path, None, None, False, tunnel=tunnel)
     path_hops = hops.build_hops(facts, replay, correlate.UNOBSERVED, correlate.UNOBSERVED)
     return TraceResult(target=target.url, configuration=path.configuration, webhook=path.name,
                        endpoint=None, verdict=replay.verdict,
@@ -275,13 +289,16 @@ def _trace_path(kind: TargetKind, path: CallPath, objects: list[Obj], backend: A
     problem = ca_bundle_problem(target.ca_bundle)
     if problem is not None:
         return [_unsent(path, target, findings, bad_ca_bundle(target, problem))]
+    proxy, tunnel = discovery.kube_proxy(objects), discovery.konnectivity(objects)
+    if tunnel.in_use and not tunnel.ready:
+        found = f"{len(tunnel.agents)} konnectivity-agent pods, none ready"
+        return [_unsent(path, target, findings, no_tunnel_agent(target, found), tunnel)]
     agent_plan = plan.plan(path, target, nodes, backend, options.timeouts,                # 2
-                           options.apiserver_node)
+                           options.apiserver_node, tunnel)
     Frames.warm_up()  # stage 4's libraries load while the agents run
     agents = run.run(backend, agent_plan, options.agent_start_timeout, progress)          # 3
     with tempfile.TemporaryDirectory(prefix="netprobe-trace-") as scratch:
         saved = save(agents, options.pcap_dir or Path(scratch))                          # 4
-        proxy, tunnel = discovery.kube_proxy(objects), discovery.konnectivity(objects)
         return [_endpoint_result(path, agents, agent_plan, index, saved, frames, findings,
                                  keep=options.pcap_dir is not None, proxy=proxy, tunnel=tunnel)
                 for index in range(len(agent_plan.probes))]

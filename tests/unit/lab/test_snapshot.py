@@ -8,7 +8,8 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from netprobe.lab import objects, pki, scenarios
+from netprobe.lab import lifecycle, objects, pki, scenarios
+from netprobe.trace import discovery
 
 K8S_VERSION = "1.31.0"
 
@@ -81,3 +82,18 @@ def test_a_pod_on_the_control_plane_tolerates_its_taint(pems, name: str) -> None
          "effect": "NoSchedule"}]
     assert all("tolerations" not in pod["spec"] for pod in pods
                if pod not in on_cp and pod["metadata"]["namespace"] != "kube-system")
+
+
+@pytest.mark.parametrize("name,ready", [("konnectivity-ok", True),
+                                        ("konnectivity-no-agent", False)])
+def test_the_konnectivity_agent_is_found_as_trace_finds_one(pems, name: str, ready: bool) -> None:
+    ca, signer = pems[name]
+    plan = scenarios.get(name).build()
+    listing = objects.build_list(plan, ca, signer, 0.0)
+    tunnel = discovery.konnectivity(listing["items"])
+    [agent] = tunnel.agents
+    assert (agent.pod, agent.ready, agent.host_network) == (plan.tunnel_agents[0].name, ready,
+                                                           False)
+    assert agent.ip == "10.244.2.20" and agent.node == plan.nodes[2].name
+    # The netns map names the agent's namespace the way the planner asks for it.
+    assert f"{agent.key}={plan.tunnel_agents[0].netns}" in lifecycle.netns_map(plan).split(",")
