@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from netprobe.core import settings, wire
+from netprobe.core import errors, settings, wire
 from netprobe.core.exits import diagnosed
 from netprobe.core.verdicts import VerdictClass
 from netprobe.k8s import files as snapshot
 from netprobe.present import export
 from netprobe.present import text as render
+from netprobe.replay.target import read_ca_bundle
 from netprobe.trace import pipeline as trace_mod
 from netprobe.trace.frames import Frames
 from netprobe.trace.targets import TargetKind
@@ -142,14 +143,30 @@ def apiservice(**options: Any) -> None:
 @click.option("--kubelet-preferred-address-types", "preferred", metavar="TYPE,...",
               help="kube-apiserver's flag (else the kube-apiserver static pod's, else "
                    "Hostname,InternalDNS,InternalIP,ExternalDNS,ExternalIP).")
-def kubelet(preferred: str | None, **options: Any) -> None:
+@click.option("--kubelet-certificate-authority", "authority", metavar="FILE",
+              type=click.Path(path_type=Path),
+              help="kube-apiserver's flag: verify the kubelets' serving certificates against "
+                   "this CA (else the file the static pod names, when readable here; else "
+                   "unverified, as kube-apiserver does without the flag).")
+def kubelet(preferred: str | None, authority: Path | None, **options: Any) -> None:
     """Trace the apiserver's calls to node NAME's kubelet (kubectl logs, exec,
     port-forward; every node without NAME): the address it prefers, the kubelet port.
 
     Exit codes as for `trace webhook`.
     """
     types = tuple(t.strip() for t in preferred.split(",") if t.strip()) if preferred else None
-    _run(Kubelets(types), **options)
+    _run(Kubelets(types, _kubelet_authority(authority)), **options)
+
+
+def _kubelet_authority(path: Path | None) -> bytes | None:
+    """The PEM of --kubelet-certificate-authority. Raises UsageError: unreadable, empty or
+    not PEM certificates (kube-apiserver would not start with it)."""
+    if path is None:
+        return None
+    pem = read_ca_bundle(path)
+    if not pem.strip():
+        raise errors.UsageError(f"reading --kubelet-certificate-authority {path}: empty file")
+    return pem
 
 
 def _run(kind: TargetKind, name: str | None, namespace: str | None, snapshot_path: Path | None,

@@ -172,4 +172,5 @@ def snapshot_list(state: LabState) -> dict:
     """The running scenario's Kubernetes objects (what `lab snapshot` prints)."""
     pki_dir = state.directory / "pki"
     return objects.build_list(plan_of(state), (pki_dir / pki.CA_BUNDLE).read_bytes(),
-                               (pki_dir / pki.SIGNER_CA).read_bytes(), state.started)
+                               (pki_dir / pki.SIGNER_CA).read_bytes(), state.started,
+                               str(pki_dir / pki.KUBELET_CA))

@@ -25,6 +25,8 @@ from netprobe.lab.topology import (
 
 CERT_MANAGER_VERSION = "v1.16.2"
 KUBELET_VERSION = "v1.31.4"
+KUBEADM_CA = "/etc/kubernetes/pki/ca.crt"
+"""The cluster CA file on a kubeadm control plane."""
 Obj = dict[str, Any]
 
 
@@ -380,8 +382,11 @@ def apiservice(plan: Plan, ca_bundle: bytes, created: str) -> Obj:
                                        "message": "the lab sets no condition: netprobe checks"}]}}
 
 
-def kube_apiserver(plan: Plan, created: str) -> Obj:
-    """kubeadm's kube-apiserver static pod (its mirror Pod), the flags trace kubelet reads."""
+def kube_apiserver(plan: Plan, created: str, kubelet_ca: str = KUBEADM_CA) -> Obj:
+    """kubeadm's kube-apiserver static pod (its mirror Pod), the flags trace kubelet reads.
+
+    KUBELET_CA is the file --kubelet-certificate-authority names when the plan sets it:
+    the lab's control plane is this host, so it is the lab's own kubelet CA file."""
     node = plan.control_plane
     name = f"kube-apiserver-{node.name}"
     command = ["kube-apiserver", f"--advertise-address={node.ip}", "--allow-privileged=true",
@@ -391,6 +396,8 @@ def kube_apiserver(plan: Plan, created: str) -> Obj:
                "--kubelet-client-key=/etc/kubernetes/pki/apiserver-kubelet-client.key",
                f"--kubelet-preferred-address-types={plan.kubelet_preferred}",
                "--secure-port=6443", f"--service-cluster-ip-range={plan.service_cidr}"]
+    if plan.kubelet_ca_verified:
+        command.append(f"--kubelet-certificate-authority={kubelet_ca}")
     if plan.tunnel_agents:
         command.append("--egress-selector-config-file="
                        "/etc/kubernetes/konnectivity/egress-selector-configuration.yaml")
@@ -482,7 +489,8 @@ def _is_managed(plan: Plan) -> bool:
     return plan.provider is not Provider.KUBEADM
 
 
-def build_list(plan: Plan, ca_bundle: bytes, signer_ca: bytes, started: float) -> Obj:
+def build_list(plan: Plan, ca_bundle: bytes, signer_ca: bytes, started: float,
+               kubelet_ca: str = KUBEADM_CA) -> Obj:
     """Returns a kubectl-style `List` of every object the scenario stands for.
 
     Managed providers (EKS, GKE) have no control-plane Node object.
@@ -493,7 +501,7 @@ def build_list(plan: Plan, ca_bundle: bytes, signer_ca: bytes, started: float) -
              else webhook_configurations(plan, ca_bundle, created))
     secrets = [] if plan.aggregated else [ca_secret(plan, signer_ca, created)]
     if not _is_managed(plan):  # a managed control plane shows no pod of its own
-        secrets.append(kube_apiserver(plan, created))
+        secrets.append(kube_apiserver(plan, created, kubelet_ca))
     items = [
         *calls,
         service(plan, created), endpoint_slice(plan, created), deployment(plan, created),

@@ -126,9 +126,17 @@ def _service_names(plan: Plan) -> list[str]:
     return [svc, f"{svc}.{ns}", f"{svc}.{ns}.svc"]
 
 
-def kubelet_cert_path(directory: Path, node: Node) -> tuple[Path, Path]:
-    """Returns the (certificate, key) files of NODE's kubelet stand-in."""
-    return directory / f"kubelet-{node.netns}.crt", directory / f"kubelet-{node.netns}.key"
+KUBELET_CA = "kubelet-ca.crt"
+"""The CA that signs the kubelets' serving certificates (kube-apiserver's
+--kubelet-certificate-authority when it is set)."""
+
+
+def kubelet_cert_path(directory: Path, node: Node, self_signed: bool = False
+                      ) -> tuple[Path, Path]:
+    """Returns the (certificate, key) files of NODE's kubelet stand-in: signed by the
+    cluster's kubelet CA, or the self-signed pair a kubelet makes for itself."""
+    stem = f"kubelet-{'self-' if self_signed else ''}{node.netns}"
+    return directory / f"{stem}.crt", directory / f"{stem}.key"
 
 
 def write_pki(plan: Plan, directory: Path) -> None:
@@ -150,11 +158,18 @@ def write_pki(plan: Plan, directory: Path) -> None:
     # What the CA Secret holds now (differs from ca.crt when the caBundle is stale).
     _write_private(directory / SIGNER_CA, _pem_cert(signer.cert))
     kubelet_ca = make_authority("kubernetes")
-    _write_private(directory / "kubelet-ca.crt", _pem_cert(kubelet_ca.cert))
+    _write_private(directory / KUBELET_CA, _pem_cert(kubelet_ca.cert))
+    started = int(_now().timestamp())
     for node in plan.nodes:
+        name = node.name.removeprefix("fargate-")
         cert_path, key_path = kubelet_cert_path(directory, node)
-        pair = issue(kubelet_ca, node.name.removeprefix("fargate-"),
-                     [node.name.removeprefix("fargate-")], [node.ip],
-                     org="system:nodes")
+        pair = issue(kubelet_ca, name, [name], [node.ip], org="system:nodes")
         _write_private(cert_path, pair.cert)
+        _write_private(key_path, pair.key)
+        # What the kubelet serves without serverTLSBootstrap (client-go's
+        # GenerateSelfSignedCertKeyWithFixtures): NAME@TIME from its own NAME-ca@TIME.
+        own = make_authority(f"{name}-ca@{started}")
+        cert_path, key_path = kubelet_cert_path(directory, node, self_signed=True)
+        pair = issue(own, f"{name}@{started}", [name], [node.ip])
+        _write_private(cert_path, pair.cert + _pem_cert(own.cert))
         _write_private(key_path, pair.key)

@@ -334,6 +334,14 @@ def _kubelet_no_serving_cert() -> Plan:
                                  (Listener(KUBELET_PORT, Serve.KUBELET_NO_CERT),))
 
 
+def _kubelet_self_signed() -> Plan:
+    # kube-apiserver verifies kubelets (--kubelet-certificate-authority, as CIS benchmarks
+    # ask) while worker-1's kubelet runs without serverTLSBootstrap: it serves its own
+    # self-signed certificate, which the cluster CA never signed.
+    plan = replace(base_plan("kubelet-self-signed"), kubelet_ca_verified=True)
+    return _first_worker_kubelet(plan, (Listener(KUBELET_PORT, Serve.KUBELET_SELF_SIGNED),))
+
+
 def _kubelet_external_ip() -> Plan:
     # kube-apiserver told to prefer ExternalIP (copied from a public-cloud guide) on nodes
     # whose external addresses the control plane cannot reach (TEST-NET-3, never routed).
@@ -486,6 +494,10 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("kubelet-no-serving-cert",
              "worker-1's kubelet-serving CSR is pending: it answers TLS with internal_error",
              "tls-internal-error", "no-serving-cert", _kubelet_no_serving_cert,
+             command="kubelet", target="worker-1"),
+    Scenario("kubelet-self-signed",
+             "the apiserver verifies kubelets; worker-1's serves its own self-signed cert",
+             "x509-unknown-authority", "unknown-issuer", _kubelet_self_signed,
              command="kubelet", target="worker-1"),
     Scenario("kubelet-external-ip",
              "the apiserver prefers ExternalIP, which the control plane cannot reach",

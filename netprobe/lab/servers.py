@@ -23,7 +23,7 @@ from typing import Any
 
 from netprobe.host import nsenter
 from netprobe.lab import pki
-from netprobe.lab.topology import Listener, Plan, Serve
+from netprobe.lab.topology import Listener, Node, Plan, Serve
 
 MAX_BODY = 3 * 1024 * 1024
 """kube-apiserver caps admission bodies at 3 MiB; so does the lab."""
@@ -40,12 +40,13 @@ class ListenerSpec:
     key: str | None = None
 
 
-def _spec(netns: str, listener: Listener, pki_dir: Path,
-          kubelet: tuple[Path, Path]) -> ListenerSpec:
+def _spec(netns: str, listener: Listener, pki_dir: Path, node: Node) -> ListenerSpec:
+    """LISTENER's socket in NETNS, with the certificate it serves (NODE's, for a kubelet)."""
     cert: Path | None
     key: Path | None
-    if listener.serve is Serve.KUBELET:
-        cert, key = kubelet
+    if listener.serve in (Serve.KUBELET, Serve.KUBELET_SELF_SIGNED):
+        cert, key = pki.kubelet_cert_path(pki_dir, node,
+                                          listener.serve is Serve.KUBELET_SELF_SIGNED)
     elif listener.serve in (Serve.WEBHOOK, Serve.TLS_HANG, Serve.HTTP_ERROR):
         cert, key = pki_dir / "serving.crt", pki_dir / "serving.key"
     else:
@@ -58,12 +59,11 @@ def listener_specs(plan: Plan, pki_dir: Path) -> list[ListenerSpec]:
     """Returns every socket PLAN's servers listen on."""
     specs = []
     for node in plan.nodes:
-        kubelet = pki.kubelet_cert_path(pki_dir, node)
-        specs += [_spec(node.netns, item, pki_dir, kubelet) for item in node.listeners]
+        specs += [_spec(node.netns, item, pki_dir, node) for item in node.listeners]
     for pod in plan.network_pods:
-        netns = plan.node(pod.node).netns if pod.in_node_netns else pod.netns
-        kubelet = pki.kubelet_cert_path(pki_dir, plan.node(pod.node))
-        specs += [_spec(netns, item, pki_dir, kubelet) for item in pod.listeners]
+        node = plan.node(pod.node)
+        netns = node.netns if pod.in_node_netns else pod.netns
+        specs += [_spec(netns, item, pki_dir, node) for item in pod.listeners]
     return specs
 
 
@@ -118,7 +118,7 @@ def _answer(serve: str, method: str, path: str, body: bytes) -> bytes | None:
         return None
     if serve == Serve.HTTP_ERROR.value:
         return _response("500 Internal Server Error", b"internal error\n", "text/plain")
-    if serve == Serve.KUBELET.value:
+    if serve in (Serve.KUBELET.value, Serve.KUBELET_SELF_SIGNED.value):
         return _response("401 Unauthorized", b"Unauthorized\n", "text/plain")
     if serve == Serve.HEALTHZ.value:
         if path in ("/healthz", "/livez", "/readyz"):

@@ -47,6 +47,9 @@ class Serve(enum.Enum):
     """Plain-HTTP `/healthz` returning 200 ok."""
     KUBELET = "kubelet"
     """HTTPS kubelet stand-in: its own CA, answers 404 like a kubelet."""
+    KUBELET_SELF_SIGNED = "kubelet-self-signed"
+    """A kubelet without serverTLSBootstrap: it serves the self-signed certificate it made at
+    start (client-go's GenerateSelfSignedCertKey: `NODE@TIME` from a `NODE-ca@TIME` CA)."""
     KUBELET_NO_CERT = "kubelet-no-cert"
     """A kubelet whose serving-certificate CSR is pending: Go's TLS server answers the
     ClientHello with an internal_error alert (its GetCertificate fails)."""
@@ -220,6 +223,9 @@ class Plan:
     """Set when the Service is an aggregated API server's (`trace apiservice`)."""
     kubelet_preferred: str = "InternalIP,ExternalIP,Hostname"
     """kube-apiserver's --kubelet-preferred-address-types (kubeadm's value by default)."""
+    kubelet_ca_verified: bool = False
+    """kube-apiserver has --kubelet-certificate-authority: it verifies kubelets' serving
+    certificates against the cluster CA that signs them (serverTLSBootstrap)."""
     tunnel_agents: tuple[Pod, ...] = ()
     """konnectivity-agent pods (kube-system, pod network): the apiserver's calls into the
     cluster start in their namespaces (GKE, AKS). A not-ready one is not connected to

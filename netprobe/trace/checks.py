@@ -16,7 +16,15 @@ from collections.abc import Callable, Iterator
 from netprobe.core.model import CallKind, Finding, ProxyMode, Severity
 from netprobe.replay import certs
 from netprobe.replay.probe import ca_bundle_problem
-from netprobe.trace.discovery import CallPath, NodeInfo, Obj, konnectivity, kube_proxy
+from netprobe.trace.discovery import (
+    KUBELET_CA_FLAG,
+    CallPath,
+    NodeInfo,
+    Obj,
+    apiserver_flag,
+    konnectivity,
+    kube_proxy,
+)
 
 KUBELET_PORT = 10250
 GKE_OPEN_PORTS = (443, 10250)
@@ -281,6 +289,22 @@ def konnectivity_agents(path: CallPath, nodes: dict[str, NodeInfo],
         "the agents' logs.", "cluster")
 
 
+def kubelet_ca_unread(path: CallPath, nodes: dict[str, NodeInfo],
+                      objects: list[Obj]) -> Iterator[Finding]:
+    """kube-apiserver verifies kubelets with a CA file netprobe could not read here."""
+    if path.kind is not CallKind.KUBELET or not path.insecure_skip_verify:
+        return
+    named = apiserver_flag(objects, KUBELET_CA_FLAG)
+    if named:
+        yield Finding(
+            "kubelet-ca-unread", Severity.WARNING,
+            f"kube-apiserver verifies the kubelets' serving certificates against {named} "
+            "(--kubelet-certificate-authority), which netprobe cannot read here: the replay "
+            "does not verify them, so an x509 failure of the apiserver's goes unseen.",
+            "Run netprobe on the control-plane node, or copy the file and pass "
+            "--kubelet-certificate-authority FILE.", f"node {path.name}")
+
+
 def kubelet_external_address(path: CallPath, nodes: dict[str, NodeInfo],
                              objects: list[Obj]) -> Iterator[Finding]:
     """kube-apiserver dials a node's ExternalIP/ExternalDNS while it has an internal one."""
@@ -303,7 +327,7 @@ def kubelet_external_address(path: CallPath, nodes: dict[str, NodeInfo],
 CHECKS: tuple[Check, ...] = (missing_service, missing_port, unresolved_target, endpoints_ready,
                              probe_vs_healthz, provider_ports, ca_bundle, timeout_masks,
                              managed_control_plane, kube_proxy_ipvs, kubelet_external_address,
-                             konnectivity_agents)
+                             kubelet_ca_unread, konnectivity_agents)
 
 
 def run_checks(path: CallPath, nodes: dict[str, NodeInfo], objects: list[Obj]) -> list[Finding]:

@@ -244,6 +244,20 @@ def kube_proxy(objects: list[Obj]) -> KubeProxy:
 
 
 EGRESS_SELECTOR_FLAG = "--egress-selector-config-file"
+KUBELET_CA_FLAG = "--kubelet-certificate-authority="
+
+
+def apiserver_flag(objects: list[Obj], flag: str) -> str | None:
+    """The value of FLAG (`--name=`) on a kube-apiserver static pod in OBJECTS."""
+    for pod in by_kind(objects, "Pod"):
+        if not pod.get("metadata", {}).get("name", "").startswith("kube-apiserver"):
+            continue
+        for container in (pod.get("spec") or {}).get("containers") or []:
+            for arg in [*(container.get("command") or []), *(container.get("args") or [])]:
+                if str(arg).startswith(flag):
+                    return str(arg)[len(flag):]
+    return None
+
 
 
 @dataclass(frozen=True)

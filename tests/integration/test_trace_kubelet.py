@@ -23,6 +23,9 @@ EXPECTED = {
                            f'Get "{URL}": dial tcp 10.0.1.11:10250: i/o timeout'),
     "kubelet-no-serving-cert": ("tls-internal-error", "no-serving-cert", "webhook",
                                 f'Get "{URL}": remote error: tls: internal error'),
+    "kubelet-self-signed": ("x509-unknown-authority", "unknown-issuer", "webhook",
+                            f'Get "{URL}": tls: failed to verify certificate: x509: '
+                            "certificate signed by unknown authority"),
     "kubelet-external-ip": ("io-timeout", "dropped-in-network", "network",
                             'Get "https://203.0.113.11:10250/healthz": dial tcp '
                             "203.0.113.11:10250: i/o timeout"),
@@ -51,3 +54,17 @@ def test_trace_kubelet_names_the_culprit(scenario: str, tmp_path: Path) -> None:
     if cls != "ok":  # the node's own agent captured: worker-1's side is observed
         assert hops["worker-ingress"]["status"] in ("ok", "not-seen")
     story.check(result)
+
+
+def test_a_verifying_apiserver_trusts_the_kubelets_its_ca_signed(tmp_path: Path) -> None:
+    """kubelet-self-signed: kube-apiserver's static pod names the lab's kubelet CA file;
+    worker-2's kubelet (serverTLSBootstrap, signed by that CA) verifies, worker-1's own
+    self-signed certificate does not."""
+    done = trace_scenario(tmp_path, "kubelet-self-signed", "kubelet")
+    assert done.returncode == 1, done.stderr
+    results = {r["webhook"]: r for r in json.loads(done.stdout)["results"]}
+    assert results["worker-2"]["verdict"]["class"] == "ok"
+    assert results["worker-1"]["verdict"]["class"] == "x509-unknown-authority"
+    for result in results.values():
+        assert not result["replay"]["target"]["insecure_skip_verify"]
+        story.check(result)

@@ -8,16 +8,26 @@ ExternalDNS, ExternalIP: the first address of the first type the Node has,
 k8s.io/component-helpers/node/util GetPreferredNodeAddress), its port from the Node's
 `status.daemonEndpoints.kubeletEndpoint`, and TLS as the apiserver makes it: the
 kubelet's serving certificate is not verified unless `--kubelet-certificate-authority`
-is set. Must not: resolve anything or run anything.
+is set (then against that file: given on the command line, or the one the static pod
+names when netprobe runs where it is readable, on the control-plane node). Must not:
+resolve anything or run anything.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 from netprobe.core.model import CallKind, CallTarget, TraceResult
 from netprobe.core.packets import join_address
-from netprobe.trace.discovery import CallPath, EndpointInfo, Obj, by_kind
+from netprobe.trace.discovery import (
+    KUBELET_CA_FLAG,
+    CallPath,
+    EndpointInfo,
+    Obj,
+    apiserver_flag,
+    by_kind,
+)
 
 DEFAULT_PREFERRED = ("Hostname", "InternalDNS", "InternalIP", "ExternalDNS", "ExternalIP")
 """kube-apiserver's default `--kubelet-preferred-address-types`."""
@@ -32,14 +42,20 @@ PROBE_PATH = "/healthz"
 
 def preferred_types(objects: list[Obj]) -> tuple[str, ...] | None:
     """The `--kubelet-preferred-address-types` of a kube-apiserver static pod in OBJECTS."""
-    for pod in by_kind(objects, "Pod"):
-        if not pod.get("metadata", {}).get("name", "").startswith("kube-apiserver"):
-            continue
-        for container in (pod.get("spec") or {}).get("containers") or []:
-            for arg in [*(container.get("command") or []), *(container.get("args") or [])]:
-                if str(arg).startswith(FLAG):
-                    return tuple(t for t in str(arg)[len(FLAG):].split(",") if t)
-    return None
+    value = apiserver_flag(objects, FLAG)
+    return None if value is None else tuple(t for t in value.split(",") if t)
+
+
+def apiserver_kubelet_ca(objects: list[Obj]) -> bytes | None:
+    """The `--kubelet-certificate-authority` file a kube-apiserver static pod names, when
+    it is readable here (netprobe runs on that control-plane node); else None."""
+    path = apiserver_flag(objects, KUBELET_CA_FLAG)
+    if not path:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None
 
 
 def preferred_address(node: Obj, preferred: tuple[str, ...]) -> str | None:
@@ -72,13 +88,17 @@ class Kubelets:
     command = "kubelet"
     noun = "kubelet"
 
-    def __init__(self, preferred: tuple[str, ...] | None = None) -> None:
+    def __init__(self, preferred: tuple[str, ...] | None = None,
+                 certificate_authority: bytes | None = None) -> None:
         self.preferred = preferred
         """`--kubelet-preferred-address-types` given on the command line (wins)."""
+        self.certificate_authority = certificate_authority
+        """`--kubelet-certificate-authority` PEM given on the command line (wins)."""
 
     def paths(self, objects: list[Obj]) -> list[CallPath]:
         """One call per Node of OBJECTS, to the address and port the apiserver would use."""
         preferred = self.preferred or preferred_types(objects) or DEFAULT_PREFERRED
+        authority = self.certificate_authority or apiserver_kubelet_ca(objects) or b""
         found = []
         for node in by_kind(objects, "Node"):
             name = node["metadata"]["name"]
@@ -87,23 +107,25 @@ class Kubelets:
             endpoint = EndpointInfo(ip=address, port=port, ready=True, serving=True,
                                     terminating=False, pod=None, node=name, host_network=True)
             found.append(CallPath(
-                configuration=f"node/{name}", name=name, kind=CallKind.KUBELET, ca_bundle=b"",
+                configuration=f"node/{name}", name=name, kind=CallKind.KUBELET,
+                ca_bundle=authority,
                 timeout_seconds=KUBELET_TIMEOUT,
                 url=f"https://{join_address(address, port)}{PROBE_PATH}", path=PROBE_PATH,
                 service_port=port,
                 endpoints=(endpoint,) if _is_ip(address) else (),
-                configuration_object=node, insecure_skip_verify=True))
+                configuration_object=node, insecure_skip_verify=not authority))
         return found
 
     def target(self, path: CallPath) -> CallTarget:
-        """A GET on the kubelet's secure port, its certificate not verified."""
+        """A GET on the kubelet's secure port, its certificate verified only against the
+        apiserver's --kubelet-certificate-authority."""
         assert path.url is not None
         host, port = path.host, path.service_port  # the URL's host, unbracketed
         resolve = host if _is_ip(host) else None
         return CallTarget(url=path.url, host=host, port=port, path=path.path,
-                          resolve_ip=resolve, ca_bundle=b"", webhook_name=path.name,
+                          resolve_ip=resolve, ca_bundle=path.ca_bundle, webhook_name=path.name,
                           timeout_seconds=path.timeout_seconds, kind=CallKind.KUBELET,
-                          insecure_skip_verify=True,
+                          insecure_skip_verify=path.insecure_skip_verify,
                           endpoints=(join_address(host, port),) if resolve else ())
 
     def finish(self, path: CallPath, result: TraceResult) -> TraceResult:

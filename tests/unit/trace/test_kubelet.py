@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from netprobe.core.model import CallKind
+from netprobe.trace import checks
 from netprobe.trace.pipeline import discover
 from netprobe.trace.targets.kubelet import Kubelets, preferred_types
 
@@ -62,3 +66,47 @@ def test_the_flag_and_its_default() -> None:
     assert preferred_types([_apiserver(None)]) is None
     assert preferred_types([_apiserver("InternalIP,Hostname")]) == ("InternalIP", "Hostname")
     assert preferred_types([NODE]) is None  # no kube-apiserver pod: the default applies
+
+
+def _verifying(ca_file: str) -> dict:
+    pod = _apiserver("InternalIP")
+    pod["spec"]["containers"][0]["command"].append(f"--kubelet-certificate-authority={ca_file}")
+    return pod
+
+
+PEM = (b"-----BEGIN CERTIFICATE-----\n"
+       b"MIIBAzCBqqADAgECAgEBMAoGCCqGSM49BAMCMAAwHhcNMjQwMTAxMDAwMDAwWhcN\n"
+       b"-----END CERTIFICATE-----\n")
+
+
+def test_a_readable_kubelet_ca_makes_the_replay_verify(tmp_path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(PEM)
+    objects = [NODE, _verifying(str(ca))]
+    (path,) = discover(Kubelets(), objects, None, None)
+    target = Kubelets().target(path)
+    assert not target.insecure_skip_verify and target.ca_bundle == PEM
+    assert "kubelet-ca-unread" not in {f.code for f in checks.run_checks(path, {}, objects)}
+    # The command line's CA wins over the static pod's.
+    (given,) = discover(Kubelets(None, b"other"), objects, None, None)
+    assert given.ca_bundle == b"other"
+
+
+def test_an_unreadable_kubelet_ca_is_said_and_not_verified(tmp_path) -> None:
+    objects = [NODE, _verifying(str(tmp_path / "missing" / "ca.crt"))]
+    (path,) = discover(Kubelets(), objects, None, None)
+    assert Kubelets().target(path).insecure_skip_verify
+    findings = {f.code: f for f in checks.run_checks(path, {}, objects)}
+    assert "missing/ca.crt" in findings["kubelet-ca-unread"].message
+
+
+@pytest.mark.parametrize("content, complaint", [(b"", "empty file"),
+                                                (b"not pem\n", "PEM")])
+def test_a_bad_kubelet_ca_file_is_refused(tmp_path, content: bytes, complaint: str) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(content)
+    done = subprocess.run([sys.executable, "-m", "netprobe", "trace", "kubelet", "--snapshot",
+                           str(tmp_path), "--kubelet-certificate-authority", str(ca),
+                           "--static"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert complaint in done.stderr
