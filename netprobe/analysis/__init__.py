@@ -2,8 +2,9 @@
 
 `read(path)` gives one row per packet, `flows(packets)` one row per TCP
 stream, `verdicts(flows)` the FAILURES.md class of each flow from packets
-alone, and `totals(path or packets)` the capture-wide counts defined as
-tshark defines them (see docs/analyze.md).
+alone, `totals(path or packets)` the capture-wide counts defined as
+tshark defines them, and `dissect(path, flows)` Wireshark's view of the
+flows that are not `ok` (see docs/analyze.md).
 
 Owns: the pandas surface. pandas is imported inside the functions so that
 `netprobe analyze` (which uses `netprobe.analysis.pipeline`) starts fast.
@@ -21,11 +22,15 @@ import numpy as np
 from netprobe.analysis import counts, pipeline
 from netprobe.analysis.counts import TOTALS_FIELDS
 from netprobe.core import errors, rules
+from netprobe.core.settings import DISSECT_LIMIT, DISSECT_TIMEOUT
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TOTALS_FIELDS", "CaptureDamageWarning", "flows", "read", "totals", "verdicts"]
+    from netprobe.analysis.wireshark import Dissection
+
+__all__ = ["CaptureDamageWarning", "Dissection", "ExpertInfo", "HttpMessage", "TOTALS_FIELDS",
+           "TlsAlert", "WiresharkView", "dissect", "flows", "read", "totals", "verdicts"]
 
 
 class CaptureDamageWarning(UserWarning):
@@ -177,3 +182,47 @@ def totals(source: str | Path | pd.DataFrame) -> dict[str, int]:
     if not hasattr(source, "columns"):
         raise errors.UsageError("totals: expected a path or a DataFrame from read()")
     return counts.count(_table(source))
+
+
+def dissect(capture: str | Path, flow_table: pd.DataFrame | dict[str, np.ndarray], *,
+            limit: int = DISSECT_LIMIT, timeout: float = DISSECT_TIMEOUT) -> Dissection:
+    """Wireshark's view of the flows of FLOW_TABLE whose verdict is not `ok`.
+
+    One tshark run over CAPTURE (through pyshark), with a display filter
+    selecting those flows' address and port pairs, gives per flow Wireshark's
+    expert info, TLS alerts, HTTP responses and HTTP/2 RST_STREAM/GOAWAY
+    frames (`Dissection.views`, by tcp.stream). FLOW_TABLE is `flows(read(capture))`
+    or `netprobe.analysis.pipeline.analyse(capture).flows`. At most LIMIT flows,
+    most suspicious first (`Dissection.capped` says how many were left out);
+    tshark is stopped after TIMEOUT seconds (`Dissection.timed_out`). tshark is
+    `NETPROBE_TSHARK`, else `tshark` on PATH. Safe to call from Jupyter (tshark
+    runs on a private event loop) and never leaves a tshark process behind.
+
+    Returns:
+        A `Dissection`; a tshark that failed on the file says so in `error`.
+
+    Raises:
+        MissingToolError: tshark is not installed.
+        UsageError: `NETPROBE_TSHARK` names no executable, or LIMIT < 1 or TIMEOUT <= 0.
+    """
+    from netprobe.analysis import wireshark
+
+    if limit < 1 or not timeout > 0:
+        raise errors.UsageError(f"dissecting {capture}: limit must be >= 1 and timeout > 0")
+    table: dict[str, np.ndarray] = (
+        {k: flow_table[k].to_numpy() for k in flow_table.columns}
+        if not isinstance(flow_table, dict) else dict(flow_table))
+    rows = wireshark.suspicious_rows(table["verdict"], table["stream"])
+    chosen = {k: v[rows[:limit]] for k, v in table.items()}
+    if "client" not in chosen:  # the pipeline's table: addresses not rendered yet
+        chosen = flow_records(chosen)
+    return wireshark.dissect(capture, chosen, len(rows), limit, timeout)
+
+
+def __getattr__(name: str) -> Any:
+    """`Dissection` and its parts, loaded on first use (`netprobe analyze` starts faster)."""
+    if name in ("Dissection", "WiresharkView", "ExpertInfo", "TlsAlert", "HttpMessage"):
+        from netprobe.analysis import wireshark
+
+        return getattr(wireshark, name)
+    raise AttributeError(f"module 'netprobe.analysis' has no attribute {name!r}")

@@ -51,6 +51,11 @@ class Timeouts:
 TIMERS = Timeouts()
 """The defaults, for code that judges captures without a replay (`netprobe analyze`)."""
 
+DISSECT_LIMIT = 20
+"""Flows per capture that `analyze --dissect` hands to Wireshark's dissectors."""
+DISSECT_TIMEOUT = 60.0
+"""Seconds one tshark run of `analyze --dissect` may take (tshark reads about 50k packets/s)."""
+
 _ENV = {"dial": "NETPROBE_DIAL_TIMEOUT", "tls": "NETPROBE_TLS_TIMEOUT",
         "dns_stall": "NETPROBE_DNS_STALL",
         "tls_stall": "NETPROBE_TLS_STALL", "response_stall": "NETPROBE_RESPONSE_STALL",

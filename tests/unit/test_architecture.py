@@ -41,6 +41,7 @@ def test_the_import_contracts_hold() -> None:
     ("trace/hops.py", "import kubernetes", "Only netprobe.k8s imports the kubernetes client"),
     ("present/graph.py", "import matplotlib", "matplotlib only in netprobe.present.plots"),
     ("capture/pcap.py", "import scapy", "No scapy in netprobe"),
+    ("analysis/wireshark.py", "import pyshark", "pyshark only in netprobe.capture.tshark"),
 ])
 def test_a_broken_contract_fails(tmp_path: Path, module: str, line: str, contract: str) -> None:
     tree = _copy(tmp_path)
