@@ -404,8 +404,10 @@ def _icmp(f: FlowTable, port_unreachable: bool) -> Mask:
 
 
 def _tls_stalled(f: FlowTable) -> Mask:
-    """ClientHello sent, no ServerHello, and the client gave up or the TLS timer ran out."""
-    waiting = (f["client_hello"] > 0) & (f["server_hello"] == 0)
+    """ClientHello sent, no ServerHello, and the client gave up or the TLS timer ran out.
+    An alert before any ServerHello is the server's answer (handshake_failure,
+    internal_error...), not a stall: the alert rules judge it."""
+    waiting = (f["client_hello"] > 0) & (f["server_hello"] == 0) & (f["tls_alerts"] == 0)
     gave_up = (np.isfinite(f["client_close_time"])
                & ~_nan_gt(f["client_hello_time"], f["client_close_time"]))
     long = (f["last_time"] - f["client_hello_time"]) >= TIMERS.tls
