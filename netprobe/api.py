@@ -7,10 +7,15 @@ Imports only downwards. Must not: print or exit.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from netprobe.core.model import ProxyMode, TraceResult
 from netprobe.replay.probe import replay
 from netprobe.trace.pipeline import TraceOptions, static_checks, trace_webhooks
 from netprobe.trace.saved import SavedTrace, VantageCapture, load_trace, read_trace
+
+if TYPE_CHECKING:
+    from netprobe.lab.topology import Overlay
 
 __all__ = ["SavedTrace", "TraceOptions", "VantageCapture", "load_trace", "read_trace", "replay",
            "static_checks", "trace_lab_scenario", "trace_webhooks"]
@@ -18,7 +23,8 @@ __all__ = ["SavedTrace", "TraceOptions", "VantageCapture", "load_trace", "read_t
 
 def trace_lab_scenario(name: str, *, options: TraceOptions | None = None,
                        webhook: str | None = "validating/cert-manager-webhook",
-                       proxy_mode: ProxyMode = ProxyMode.IPTABLES) -> list[TraceResult]:
+                       proxy_mode: ProxyMode = ProxyMode.IPTABLES,
+                       pod_overlay: Overlay | None = None) -> list[TraceResult]:
     """Brings lab scenario NAME up (if needed) and traces its call end to end: its webhook
     (WEBHOOK selects which), or its APIService for an aggregated-API scenario.
 
@@ -27,10 +33,11 @@ def trace_lab_scenario(name: str, *, options: TraceOptions | None = None,
     """
     from netprobe.agents.netns import NetnsBackend, parse_netns_map
     from netprobe.lab import lifecycle, scenarios
+    from netprobe.lab.topology import Overlay
     from netprobe.trace.pipeline import trace
     from netprobe.trace.targets import KINDS
 
-    state, _ = lifecycle.up(name, proxy_mode)
+    state, _ = lifecycle.up(name, proxy_mode, pod_overlay or Overlay.NONE)
     plan = lifecycle.plan_of(state)
     objects = lifecycle.snapshot_list(state)["items"]
     backend = NetnsBackend(parse_netns_map(lifecycle.netns_map(plan)))

@@ -17,6 +17,7 @@ from netprobe.core.exits import diagnosed
 from netprobe.core.model import ProxyMode, TraceResult
 from netprobe.lab import lifecycle, scenarios
 from netprobe.lab.kubeproxy import LAB_MODES
+from netprobe.lab.topology import Overlay
 
 _FORMATS = click.Choice(["yaml", "json"])
 _MODES = [mode.value for mode in LAB_MODES]
@@ -24,6 +25,13 @@ _proxy_mode = click.option(
     "--proxy-mode", type=click.Choice(_MODES), default=ProxyMode.IPTABLES.value,
     show_default=True, help="How kube-proxy implements the Service on every node (its rules "
     "as kube-proxy writes them). IPVS needs kernel modules the lab's machines lack.")
+
+
+_overlay = click.option(
+    "--overlay", type=click.Choice([o.value for o in Overlay]), default=Overlay.NONE.value,
+    show_default=True, help="How pod traffic crosses between nodes: routed by the provider "
+    "network, or inside Flannel's VXLAN (UDP 8472) on a kubeadm scenario (managed providers "
+    "route pods natively and stay as they are).")
 
 
 class _PlainDumper(yaml.SafeDumper):
@@ -57,12 +65,14 @@ def _replay_hint(state: lifecycle.LabState) -> str:
 @lab.command()
 @click.argument("scenario")
 @_proxy_mode
-def up(scenario: str, proxy_mode: str) -> None:
+@_overlay
+def up(scenario: str, proxy_mode: str, overlay: str) -> None:
     """Bring SCENARIO up (idempotent; see 'netprobe lab list')."""
-    state, made = lifecycle.up(scenario, ProxyMode(proxy_mode))
+    state, made = lifecycle.up(scenario, ProxyMode(proxy_mode), Overlay(overlay))
     verb = "is up" if made else "was already up"
-    click.echo(f"lab scenario {state.scenario} {verb} (kube-proxy {state.proxy_mode} mode): "
-               f"{scenarios.get(scenario).summary}")
+    carried = lifecycle.plan_of(state).overlay
+    click.echo(f"lab scenario {state.scenario} {verb} (kube-proxy {state.proxy_mode} mode, "
+               f"{_pods_label(carried)}): {scenarios.get(scenario).summary}")
     click.echo(f"  namespaces: {' '.join(state.namespaces)}")
     click.echo(f"  caBundle:   {state.ca_bundle}")
     click.echo(f"  netns map:  {lifecycle.netns_map(lifecycle.plan_of(state))}")
@@ -73,6 +83,10 @@ def down() -> None:
     """Remove every lab namespace, link, rule and server (also after a crash)."""
     removed = lifecycle.down()
     click.echo(f"removed {len(removed)} namespaces" + (f": {' '.join(removed)}" if removed else ""))
+
+
+def _pods_label(carried: Overlay) -> str:
+    return "pods routed natively" if carried is Overlay.NONE else f"pods over {carried.value}"
 
 
 def _running() -> lifecycle.LabState:
@@ -91,7 +105,8 @@ def status(output: str) -> None:
     data = {"scenario": state.scenario if state else None,
             "healthy": bool(state and lifecycle.is_healthy(state)),
             "namespaces": leftovers, "ca_bundle": str(state.ca_bundle) if state else None,
-            "proxy_mode": state.proxy_mode.value if state else None}
+            "proxy_mode": state.proxy_mode.value if state else None,
+            "overlay": lifecycle.plan_of(state).overlay.value if state else None}
     if output == "json":
         click.echo(json.dumps(data, indent=2))
         return
@@ -101,7 +116,8 @@ def status(output: str) -> None:
         click.echo("no lab is up" + extra)
         return
     click.echo(f"scenario:   {state.scenario} ({'healthy' if data['healthy'] else 'BROKEN'}), "
-               f"kube-proxy {state.proxy_mode} mode")
+               f"kube-proxy {state.proxy_mode} mode, "
+               f"{_pods_label(lifecycle.plan_of(state).overlay)}")
     click.echo(f"namespaces: {' '.join(leftovers)}")
     click.echo(f"caBundle:   {state.ca_bundle}")
     click.echo(f"try:        {_replay_hint(state)}")
@@ -123,7 +139,8 @@ def snapshot_cmd(output: str) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Show every trace in full.")
 @click.option("--proxy-mode", type=click.Choice([*_MODES, "all"]), default="all",
               show_default=True, help="kube-proxy's mode(s) to build each scenario in.")
-def demo(names: tuple[str, ...], verbose: bool, proxy_mode: str) -> None:
+@_overlay
+def demo(names: tuple[str, ...], verbose: bool, proxy_mode: str, overlay: str) -> None:
     """Bring each scenario up, trace its webhook, take it down (default: all), in each mode.
 
     Exits 0 when every trace names the failure (class and cause) the scenario reproduces.
@@ -132,17 +149,23 @@ def demo(names: tuple[str, ...], verbose: bool, proxy_mode: str) -> None:
 
     chosen = [scenarios.get(name) for name in names] or list(scenarios.SCENARIOS)
     modes = list(LAB_MODES) if proxy_mode == "all" else [ProxyMode(proxy_mode)]
-    click.echo(f"netprobe lab demo: {len(chosen)} scenarios x {len(modes)} kube-proxy modes; "
-               "each is built, traced with 'netprobe trace webhook' (or 'trace apiservice') from "
-               "its snapshot and netns map, and removed\n")
+    pod_overlay = Overlay(overlay)
+    click.echo(f"netprobe lab demo: {len(chosen)} scenarios x {len(modes)} kube-proxy modes"
+               + (f", pods over {pod_overlay.value} where the cluster runs it"
+                  if pod_overlay is not Overlay.NONE else "")
+               + "; each is built, traced with its 'netprobe trace' command from its snapshot "
+               "and netns map, and removed\n")
     misses = 0
     try:
         for mode in modes:
             for scenario in chosen:
                 started = time.monotonic()
-                results = api.trace_lab_scenario(scenario.name, proxy_mode=mode)
+                results = api.trace_lab_scenario(scenario.name, proxy_mode=mode,
+                                                 pod_overlay=pod_overlay)
+                carried = lifecycle.build_plan(scenario.name, mode, pod_overlay).overlay
                 lifecycle.down()
-                misses += _demo_lines(scenario, mode, results, time.monotonic() - started,
+                label = mode.value if carried is Overlay.NONE else f"{mode.value}/{carried.value}"
+                misses += _demo_lines(scenario, label, results, time.monotonic() - started,
                                       verbose)
     finally:
         lifecycle.down()
@@ -155,7 +178,7 @@ def demo(names: tuple[str, ...], verbose: bool, proxy_mode: str) -> None:
 NAME_WIDTH = max(len(name) for name in scenarios.NAMES)
 
 
-def _demo_lines(scenario: scenarios.Scenario, mode: ProxyMode, results: list[TraceResult],
+def _demo_lines(scenario: scenarios.Scenario, mode: str, results: list[TraceResult],
                 took: float, verbose: bool) -> int:
     """One line per distinct outcome (a fan-out's endpoints share one); returns 1 on a miss."""
     from netprobe.present import text as render
@@ -171,7 +194,7 @@ def _demo_lines(scenario: scenarios.Scenario, mode: ProxyMode, results: list[Tra
         hit = (cls, cause) == (scenario.verdict, scenario.cause)
         where = (f"at {hop}" + (f" on {node}" if node else "")) if hop else ""
         many = f" ({count} endpoints)" if count > 1 else ""
-        click.echo(f"[{'ok ' if hit else 'MISS'}] {scenario.name:<{NAME_WIDTH}} {mode:<8} -> "
+        click.echo(f"[{'ok ' if hit else 'MISS'}] {scenario.name:<{NAME_WIDTH}} {mode:<14} -> "
                    f"{cls:<23} "
                    f"{cause:<21} {where}{many}  {took:.2f} s")
     errors_seen = {r.apiserver_error.message for r in results if r.apiserver_error}

@@ -21,9 +21,9 @@ from pathlib import Path
 from netprobe.core import errors
 from netprobe.core.model import ProxyMode
 from netprobe.host import system
-from netprobe.lab import netns, objects, pki, scenarios, servers
+from netprobe.lab import netns, objects, overlay, pki, scenarios, servers
 from netprobe.lab.kubeproxy import LAB_MODES
-from netprobe.lab.topology import TUNNEL_NAMESPACE, VPC_NETNS, Plan
+from netprobe.lab.topology import TUNNEL_NAMESPACE, VPC_NETNS, Overlay, Plan
 
 READY_TIMEOUT = 15.0
 """Seconds the servers get to open their sockets."""
@@ -44,6 +44,7 @@ class LabState:
     directory: Path
     namespaces: list[str] = field(default_factory=list)
     proxy_mode: ProxyMode = ProxyMode.IPTABLES
+    overlay: Overlay = Overlay.NONE
 
     @property
     def ca_bundle(self) -> Path:
@@ -57,7 +58,8 @@ def read_state() -> LabState | None:
         data = json.loads(path.read_text())
         return LabState(data["scenario"], data["started"], data["daemon_pid"],
                         state_dir(), data.get("namespaces", []),
-                        ProxyMode(data.get("proxy_mode", ProxyMode.IPTABLES)))
+                        ProxyMode(data.get("proxy_mode", ProxyMode.IPTABLES)),
+                        Overlay(data.get("overlay", Overlay.NONE.value)))
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
 
@@ -65,7 +67,7 @@ def read_state() -> LabState | None:
 def _write_state(state: LabState) -> None:
     data = {"scenario": state.scenario, "started": state.started,
             "daemon_pid": state.daemon_pid, "namespaces": state.namespaces,
-            "proxy_mode": state.proxy_mode.value}
+            "proxy_mode": state.proxy_mode.value, "overlay": state.overlay.value}
     (state.directory / "state.json").write_text(json.dumps(data, indent=1) + "\n")
 
 
@@ -108,14 +110,18 @@ def _prepare(name: str, proxy_mode: ProxyMode) -> scenarios.Scenario:
     return scenario
 
 
-def build_plan(name: str, proxy_mode: ProxyMode = ProxyMode.IPTABLES) -> Plan:
-    """Scenario NAME's plan with kube-proxy in PROXY_MODE."""
-    return replace(scenarios.get(name).build(), proxy_mode=proxy_mode)
+def build_plan(name: str, proxy_mode: ProxyMode = ProxyMode.IPTABLES,
+               pod_overlay: Overlay = Overlay.NONE) -> Plan:
+    """Scenario NAME's plan with kube-proxy in PROXY_MODE, pods carried by POD_OVERLAY where
+    it applies."""
+    plan = replace(scenarios.get(name).build(), proxy_mode=proxy_mode)
+    return overlay.with_overlay(plan, pod_overlay)
 
 
-def up(name: str, proxy_mode: ProxyMode = ProxyMode.IPTABLES) -> tuple[LabState, bool]:
-    """Brings scenario NAME up with kube-proxy in PROXY_MODE; returns its state and whether
-    it was made now.
+def up(name: str, proxy_mode: ProxyMode = ProxyMode.IPTABLES,
+       pod_overlay: Overlay = Overlay.NONE) -> tuple[LabState, bool]:
+    """Brings scenario NAME up with kube-proxy in PROXY_MODE and pods carried by POD_OVERLAY;
+    returns its state and whether it was made now.
 
     Idempotent: the same scenario in the same mode already up is left as it is.
 
@@ -127,19 +133,22 @@ def up(name: str, proxy_mode: ProxyMode = ProxyMode.IPTABLES) -> tuple[LabState,
     _prepare(name, proxy_mode)
     current = read_state()
     if current is not None and is_healthy(current):
-        if (current.scenario, current.proxy_mode) == (name, proxy_mode):
+        if (current.scenario, current.proxy_mode, current.overlay) == (name, proxy_mode,
+                                                                        pod_overlay):
             return current, False
         raise errors.UsageError(f"a lab is already up (scenario {current.scenario}, "
-                                f"{current.proxy_mode} mode); run 'netprobe lab down' first")
+                                f"{current.proxy_mode} mode, overlay {current.overlay.value}); "
+                                "run 'netprobe lab down' first")
     down()
-    plan = build_plan(name, proxy_mode)
+    plan = build_plan(name, proxy_mode, pod_overlay)
     directory = state_dir()
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         pki.write_pki(plan, directory / "pki")
         netns.build(plan)
         pid = _start_servers(plan, directory)
-        state = LabState(name, time.time(), pid, directory, list(plan.namespaces), proxy_mode)
+        state = LabState(name, time.time(), pid, directory, list(plan.namespaces), proxy_mode,
+                         pod_overlay)
         _write_state(state)
     except BaseException:
         down()
@@ -157,7 +166,7 @@ def down() -> list[str]:
 
 def plan_of(state: LabState) -> Plan:
     """Returns the plan of the running scenario."""
-    return build_plan(state.scenario, state.proxy_mode)
+    return build_plan(state.scenario, state.proxy_mode, state.overlay)
 
 
 def netns_map(plan: Plan) -> str:

@@ -18,10 +18,10 @@ from pathlib import Path
 from netprobe.core import errors
 from netprobe.core.model import ProxyMode
 from netprobe.host import nsenter, system
-from netprobe.lab import kubeproxy
+from netprobe.lab import kubeproxy, overlay
 from netprobe.lab.topology import BRIDGE, NODE_NIC, PREFIX, VPC_NETNS, Node, Plan, Pod
 
-TOOLS = ("ip", "iptables-restore")
+TOOLS = ("ip", "iptables-restore", "bridge")
 
 
 def tools(proxy_mode: ProxyMode) -> tuple[str, ...]:
@@ -87,14 +87,17 @@ def _node_commands(plan: Plan, node: Node) -> list[str]:
                      f"dev {BRIDGE}", f"link set {BRIDGE} up"]
     for pod in _pods_on(plan, node):
         commands += [f"link set {pod.host_veth} master {BRIDGE}", f"link set {pod.host_veth} up"]
-    return commands
+        if node in overlay.members(plan):  # flannel's CNI gives pods the overlay's MTU
+            commands.append(f"link set {pod.host_veth} mtu {overlay.MTU}")
+    return commands + overlay.node_commands(plan, node)
 
 
 def _pod_commands(plan: Plan, pod: Pod) -> list[str]:
     node = plan.node(pod.node)
     prefix = ipaddress.ip_network(node.pod_cidr).prefixlen
     gateway = _bridge_address(node).split("/")[0]
-    return ["link set lo up", f"addr add {pod.ip}/{prefix} dev {NODE_NIC}",
+    mtu = [f"link set {NODE_NIC} mtu {overlay.MTU}"] if node in overlay.members(plan) else []
+    return ["link set lo up", f"addr add {pod.ip}/{prefix} dev {NODE_NIC}", *mtu,
             f"link set {NODE_NIC} up", f"route add default via {gateway}"]
 
 
@@ -131,6 +134,10 @@ def build(plan: Plan) -> None:
     _ip_batch(_vpc_commands(plan), VPC_NETNS)
     for node in plan.nodes:
         _ip_batch(_node_commands(plan, node), node.netns)
+        if fdb := overlay.fdb_commands(plan, node):
+            system.run(["bridge", "-n", node.netns, "-batch", "-"], stdin="\n".join(fdb) + "\n",
+                       doing=f"writing {overlay.DEVICE}'s forwarding entries in {node.netns}",
+                       error=errors.LabError)
     for pod in plan.network_pods:
         if not pod.in_node_netns:
             _ip_batch(_pod_commands(plan, pod), pod.netns)

@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from netprobe.core.model import ProxyMode
+from netprobe.lab import overlay
 from netprobe.lab.topology import (
     KONNECTIVITY_HEALTH_PORT,
     TUNNEL_NAMESPACE,
@@ -315,9 +316,12 @@ def node_object(plan: Plan, node: Node, created: str) -> Obj:
             "kubeletVersion": KUBELET_VERSION, "machineID": _uid("m", node.name).replace("-", ""),
             "operatingSystem": "linux", "osImage": "Debian GNU/Linux 12 (bookworm)",
             "systemUUID": _uid("sys", node.name)}
+    meta = _meta("node", node.name, created, labels=_node_labels(plan, node))
+    if annotations := overlay.node_annotations(plan, node):
+        meta["annotations"] = annotations
     return {
         "apiVersion": "v1", "kind": "Node",
-        "metadata": _meta("node", node.name, created, labels=_node_labels(plan, node)),
+        "metadata": meta,
         "spec": spec,
         "status": {"addresses": addresses, "nodeInfo": info,
                    "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},

@@ -38,6 +38,15 @@ class Provider(enum.Enum):
     GKE = "gke"
 
 
+class Overlay(enum.Enum):
+    """How pod traffic crosses between nodes (`lab up --overlay`)."""
+
+    NONE = "none"
+    """Routed natively: the provider network routes every node's pod CIDR."""
+    VXLAN = "vxlan"
+    """Flannel's VXLAN backend: node-to-node UDP 8472 (see `lab.overlay`)."""
+
+
 class Serve(enum.Enum):
     """What a listener does with a connection."""
 
@@ -226,6 +235,8 @@ class Plan:
     kubelet_ca_verified: bool = False
     """kube-apiserver has --kubelet-certificate-authority: it verifies kubelets' serving
     certificates against the cluster CA that signs them (serverTLSBootstrap)."""
+    overlay: Overlay = Overlay.NONE
+    """How pod traffic crosses between nodes (set by `lab.overlay.with_overlay`)."""
     tunnel_agents: tuple[Pod, ...] = ()
     """konnectivity-agent pods (kube-system, pod network): the apiserver's calls into the
     cluster start in their namespaces (GKE, AKS). A not-ready one is not connected to
