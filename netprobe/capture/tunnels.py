@@ -46,6 +46,7 @@ NAT_T_PORT = 4500
 UDP_PORTS = {4789: VXLAN, 8472: VXLAN, GENEVE_PORT: GENEVE, WIREGUARD_PORT: -WIREGUARD,
              NAT_T_PORT: -ESP_IN_UDP}
 P_IPIP, P_GRE, P_IPV6, P_ESP, P_UDP = 4, 47, 41, 50, 17
+TUNNEL_PROTOCOLS = np.array([P_IPIP, P_GRE, P_IPV6, P_UDP], np.int16)
 ETH_BRIDGE = 0x6558  # transparent Ethernet bridging: an Ethernet frame follows
 MAX_DEPTH = 4  # tunnels inside tunnels decoded at most; deeper ones stay as they are
 VERSION_ASK = 7  # the inner header's version nibble decides (4 or 6), as for raw IP
@@ -87,6 +88,7 @@ def unwrap(data: npt.NDArray[np.uint8], rows: Array, proto: np.ndarray, l4: Arra
     `proto`, `l4`, `l4_len` and `end` are per-packet arrays of the batch; only
     `rows` (packets with a transport header, `l4 >= 0`) are looked at.
     """
+    rows = rows[np.isin(proto[rows], TUNNEL_PROTOCOLS)]  # a plain capture stops here
     o, p, e = l4[rows], proto[rows].astype(np.int64), end[rows]
     payload_end = o + l4_len[rows]
     parts = [_ip_in_ip(rows, o, p, payload_end),
@@ -99,6 +101,14 @@ def unwrap(data: npt.NDArray[np.uint8], rows: Array, proto: np.ndarray, l4: Arra
 def encrypted(data: npt.NDArray[np.uint8], rows: Array, proto: np.ndarray, sport: np.ndarray,
               dport: np.ndarray, l4: Array, end: Array) -> npt.NDArray[np.uint8]:
     """`ENCRYPTED` index of each of `rows` (packets with a transport header)."""
+    out = np.zeros(len(rows), np.uint8)
+    maybe = np.flatnonzero((proto[rows] == P_ESP) | (proto[rows] == P_UDP))
+    out[maybe] = _encrypted(data, rows[maybe], proto, sport, dport, l4, end)
+    return out
+
+
+def _encrypted(data: npt.NDArray[np.uint8], rows: Array, proto: np.ndarray, sport: np.ndarray,
+               dport: np.ndarray, l4: Array, end: Array) -> npt.NDArray[np.uint8]:
     p = proto[rows]
     out = np.where(p == P_ESP, ESP, 0).astype(np.uint8)
     udp = np.flatnonzero((p == P_UDP) & (sport[rows] >= 0))
