@@ -1,18 +1,22 @@
 """Crafted captures for the analysis tests (scapy builds the IP packets).
 
-Scenarios return `(time, ip_packet_bytes)` lists; writers wrap them in a
-link layer (Ethernet with optional VLAN tags, SLL, SLL2, raw IP, BSD null)
-and a container (pcap in either byte order and resolution, pcapng with
-several interfaces and `if_tsresol`, gzip).
+Scenarios return `(time, ip_packet_bytes)` lists; `tunnel` puts them in a
+tunnel between two nodes (VXLAN, Geneve, GRE, IP-in-IP, IPv6-in-IP, or one
+inside another); writers wrap them in a link layer (Ethernet with optional
+VLAN tags, SLL, SLL2, raw IP, BSD null) and a container (pcap in either
+byte order and resolution, pcapng with several interfaces and `if_tsresol`,
+gzip).
 """
 
 from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
+from scapy.contrib.geneve import GENEVE, GeneveOptions
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import (
     ICMPv6DestUnreach,
@@ -21,7 +25,10 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrHopByHop,
     IPv6ExtHdrRouting,
 )
+from scapy.layers.l2 import GRE, Ether
 from scapy.layers.tls.all import TLS, TLSClientHello, TLSServerHello
+from scapy.layers.vxlan import VXLAN
+from scapy.packet import Packet, Raw
 
 Packets = list[tuple[float, bytes]]
 T0 = 1_700_000_000.0
@@ -190,6 +197,65 @@ def everything(t: float = T0) -> Packets:
     return out
 
 
+# -- tunnels ------------------------------------------------------------------
+
+NODE_A, NODE_B = "192.168.0.1", "192.168.0.2"  # the client's node, the server's node
+NODE6_A, NODE6_B = "fd01::a", "fd01::b"
+VNI = 4242
+TUNNELS = ("vxlan", "vxlan-8472", "geneve", "gre", "gre-key-ethernet", "ip-in-ip", "ip-in-ipv6",
+           "vxlan-in-gre")
+
+
+def _towards_client(ip: bytes) -> bool:
+    dst = IPv6(ip).dst if ip[0] >> 4 == 6 else IP(ip).dst
+    return dst in (CLIENT, CLIENT6)
+
+
+def _inner_frame(ip: bytes) -> Packet:
+    return Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:0b", type=_ethertype(ip)) / Raw(ip)
+
+
+def _udp_tunnel(ip: bytes, port: int, header: Packet) -> Packet:
+    # Like Linux: a source port hashed from the inner flow, above the tunnel's port (tshark
+    # tries the low port first).
+    sport = 49152 + zlib.crc32(ip[:24]) % 16384
+    return UDP(sport=sport, dport=port) / header / _inner_frame(ip)
+
+
+def encapsulate(ip: bytes, kind: str, vni: int = VNI) -> bytes:
+    """The IP packet `ip` inside a tunnel of `kind` (see TUNNELS) between the two nodes."""
+    v6 = ip[0] >> 4 == 6
+    back = _towards_client(ip)
+    if kind == "vxlan-in-gre":
+        return encapsulate(encapsulate(ip, "vxlan", vni), "gre", vni + 1)
+    if kind == "ip-in-ipv6":  # an IPv6 underlay: protocol 41 for IPv6 inside, 4 for IPv4
+        a, b = (NODE6_B, NODE6_A) if back else (NODE6_A, NODE6_B)
+        return bytes(IPv6(src=a, dst=b, nh=41 if v6 else 4) / Raw(ip))
+    payload: Packet
+    if kind in ("vxlan", "vxlan-8472"):
+        payload = _udp_tunnel(ip, 8472 if kind == "vxlan-8472" else 4789, VXLAN(vni=vni))
+    elif kind == "geneve":
+        option = GeneveOptions(classid=0x0102, type=1, data=b"node")
+        payload = _udp_tunnel(ip, 6081, GENEVE(vni=vni, proto=0x6558, options=[option]))
+    elif kind == "gre":  # checksum and sequence number, the inner IP directly
+        payload = GRE(chksum_present=1, seqnum_present=1, sequence_number=7,
+                      proto=_ethertype(ip)) / Raw(ip)
+    elif kind == "gre-key-ethernet":
+        payload = GRE(key_present=1, key=vni, proto=0x6558) / _inner_frame(ip)
+    elif kind == "ip-in-ip":
+        payload = Raw(ip)
+    else:
+        raise ValueError(kind)
+    a, b = (NODE_B, NODE_A) if back else (NODE_A, NODE_B)
+    proto = {"ip-in-ip": 41 if v6 else 4}.get(kind)
+    return bytes(IP(src=a, dst=b, ttl=64, **({"proto": proto} if proto else {})) / payload)
+
+
+def tunnel(packets: Packets, kind: str) -> Packets:
+    """Every packet inside a tunnel of `kind` (see `encapsulate`)."""
+    return [(t, encapsulate(ip, kind)) for t, ip in packets]
+
+
 # -- link layers -------------------------------------------------------------
 
 ETH_SRC, ETH_DST = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
@@ -224,15 +290,17 @@ def link(ip: bytes, linktype: int, vlans: Sequence[int] = (), ifindex: int = 7) 
 
 def write_pcap(path: Path, packets: Packets, linktype: int = 1, big: bool = False,
                nano: bool = False, vlans: Sequence[int] = (), snaplen: int = 65535,
-               linkword_extra: int = 0) -> Path:
+               linkword_extra: int = 0, cut: Sequence[int] = ()) -> Path:
+    """`cut`: per packet, the bytes captured of it (the rest are lost, as with a snap length)."""
     e = ">" if big else "<"
     magic = 0xA1B23C4D if nano else 0xA1B2C3D4
     body = [struct.pack(e + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype | linkword_extra)]
-    for t, ip in packets:
+    for k, (t, ip) in enumerate(packets):
         frame = link(ip, linktype, vlans)
         sec = int(t)
         frac = round((t - sec) * (1e9 if nano else 1e6))
-        body.append(struct.pack(e + "IIII", sec, frac, len(frame), len(frame)) + frame)
+        kept = frame[: cut[k]] if k < len(cut) else frame
+        body.append(struct.pack(e + "IIII", sec, frac, len(kept), len(frame)) + kept)
     data = b"".join(body)
     path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
     return path

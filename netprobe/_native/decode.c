@@ -5,8 +5,11 @@
  * netprobe.capture.linklayer.locate (PKTAP, VLAN tags, SLL/SLL2 ifindex,
  * NULL/LOOP byte order, PPP, IPoIB, raw IP), IPv4/IPv6 (extension headers,
  * jumbograms, fragments), TCP (seglen, hlen, TLS handshake type and alert),
- * UDP and ICMP/ICMPv6 errors with the flow they quote. It writes every CORE
- * column except time, interface and frame_len (Python sets those).
+ * UDP and ICMP/ICMPv6 errors with the flow they quote, the packet inside
+ * tunnels as netprobe.capture.tunnels finds it (VXLAN, Geneve, GRE, IP-in-IP,
+ * IPv6-in-IP; at most MAX_TUNNEL_DEPTH deep) and encrypted node-to-node
+ * traffic (WireGuard, ESP, ESP in UDP). It writes every CORE column except
+ * time, interface and frame_len (Python sets those).
  * Must not: allocate the columns (Python does, already at their 'absent'
  * values), decode TCP options (detail=True stays numpy) or hold the GIL in
  * the loop.
@@ -16,7 +19,7 @@
  * past the end of `data`. Every read here goes through a checked accessor;
  * this code makes each read the numpy code makes for the packet (plus, for
  * VLAN tags, the reads numpy makes for any packet of the same link type, see
- * vlan()). When one of them would fall outside `data`, or an offset lies
+ * vlan(); and the bytes of a GRE key numpy reads as one uint32). When one of them would fall outside `data`, or an offset lies
  * outside it (or `data` is shorter than 8 bytes), decode() returns False
  * without a result and the caller runs the numpy code, which then raises or
  * gives its answer. Records the container readers yield always end PAD
@@ -57,6 +60,23 @@ _Static_assert(MAX_READ_PAST_END < PAD, "records from the readers never make dec
 #define P_ICMPV6 58
 #define MAX_EXT_HEADERS 8
 #define V4_MAPPED 0xFFFF00000000ULL
+
+/* tunnels.py: the `tunnel` and `encrypted` columns' values, ports and protocols. */
+#define T_VXLAN 1
+#define T_GENEVE 2
+#define T_GRE 3
+#define T_IPIP 4
+#define T_IPV6IP 5
+#define E_WIREGUARD 1
+#define E_ESP 2
+#define E_ESP_IN_UDP 3
+#define P_IPIP 4
+#define P_IPV6IP 41
+#define P_GRE 47
+#define P_ESP 50
+#define ETH_BRIDGE 0x6558
+#define MAX_TUNNEL_DEPTH 4
+#define NO_VNI (-1LL)
 
 /* 'absent' values: an IPv6 header chain that ends before a transport header,
  * an encrypted TLS alert, an SLL2 record too short for its interface index. */
@@ -133,29 +153,33 @@ enum {
     C_IFINDEX, C_UNKNOWN, C_IP, C_SRC_HI, C_SRC_LO, C_DST_HI, C_DST_LO, C_TTL, C_PROTO,
     C_SPORT, C_DPORT, C_TCP, C_FLAGS, C_SEQ, C_ACK, C_WIN, C_HLEN, C_SEGLEN, C_TLS_HS,
     C_TLS_ALERT, C_ICMP_TYPE, C_ICMP_CODE, C_Q_IP, C_Q_SRC_HI, C_Q_SRC_LO, C_Q_DST_HI,
-    C_Q_DST_LO, C_Q_PROTO, C_Q_SPORT, C_Q_DPORT, C_Q_SEQ, NCOLS
+    C_Q_DST_LO, C_Q_PROTO, C_Q_SPORT, C_Q_DPORT, C_Q_SEQ, C_TUNNEL, C_ENCRYPTED, C_OUTER_IP,
+    C_OUTER_SRC_HI, C_OUTER_SRC_LO, C_OUTER_DST_HI, C_OUTER_DST_LO, C_VNI, NCOLS
 };
 
 static const char *const COL_NAMES[NCOLS] = {
     "ifindex", "unknown_link", "ip", "src_hi", "src_lo", "dst_hi", "dst_lo", "ttl", "proto",
     "sport", "dport", "tcp", "flags", "seq", "ack", "win", "hlen", "seglen", "tls_hs",
     "tls_alert", "icmp_type", "icmp_code", "q_ip", "q_src_hi", "q_src_lo", "q_dst_hi",
-    "q_dst_lo", "q_proto", "q_sport", "q_dport", "q_seq",
+    "q_dst_lo", "q_proto", "q_sport", "q_dport", "q_seq", "tunnel", "encrypted", "outer_ip",
+    "outer_src_hi", "outer_src_lo", "outer_dst_hi", "outer_dst_lo", "vni",
 };
 
 static const Py_ssize_t COL_SIZES[NCOLS] = {
     8, 1, 1, 8, 8, 8, 8, 2, 2, 4, 4, 1, 2, 4, 4, 2, 1, 4, 2, 2, 2, 2, 1, 8, 8, 8, 8, 2, 4, 4, 8,
+    1, 1, 1, 8, 8, 8, 8, 8,
 };
 
 typedef struct {
     int64_t *ifindex;
-    uint8_t *unknown_link, *ip, *tcp, *hlen, *q_ip;
+    uint8_t *unknown_link, *ip, *tcp, *hlen, *q_ip, *tunnel, *encrypted, *outer_ip;
     uint64_t *src_hi, *src_lo, *dst_hi, *dst_lo, *q_src_hi, *q_src_lo, *q_dst_hi, *q_dst_lo;
+    uint64_t *outer_src_hi, *outer_src_lo, *outer_dst_hi, *outer_dst_lo;
     int16_t *ttl, *proto, *tls_hs, *tls_alert, *icmp_type, *icmp_code, *q_proto;
     int32_t *sport, *dport, *seglen, *q_sport, *q_dport;
     uint16_t *flags, *win;
     uint32_t *seq, *ack;
-    int64_t *q_seq;
+    int64_t *q_seq, *vni;
 } cols_t;
 
 typedef struct {
@@ -194,7 +218,7 @@ static int eth_version(unsigned et) { return et == ETH_IPV4 ? 4 : et == ETH_IPV6
 
 static int is_tpid(unsigned et) { return et == 0x8100 || et == 0x88A8 || et == 0x9100; }
 
-/* linklayer._vlan: skip up to three tags. numpy gathers the next ethertype
+/* linklayer.vlan_tags: skip up to three tags. numpy gathers the next ethertype
  * at pos + 2 for every packet of the link type while any of them is still
  * tagged; a packet that stopped early is read there again, so that read is
  * checked too (a superset of numpy's reads: never a miss). */
@@ -301,20 +325,28 @@ static void link_layer(src_t *s, const cols_t *c, Py_ssize_t i, int64_t off, int
 
 /* ---- network layer (decode._ipv4, decode._ipv6) ---- */
 
+/* decode._ipv4_header: whether the IPv4 header at pos is decoded, its lengths. */
+static int ipv4_header(src_t *s, int64_t pos, int64_t end, int64_t rep, int64_t *ihl,
+                       int64_t *total)
+{
+    unsigned b0 = rd8(s, pos);
+    if (!(pos + 20 <= end && (b0 >> 4) == 4))
+        return 0;
+    *ihl = (int64_t)(b0 & 0x0F) * 4;
+    *total = rd16(s, pos + 2);
+    if (*total == 0) /* TSO/BIG TCP: use what the frame holds */
+        *total = wsub(rep, pos);
+    return *ihl >= 20 && *total >= *ihl;
+}
+
 static void ipv4(src_t *s, const cols_t *c, Py_ssize_t i, pkt_t *k)
 {
-    int64_t pos = k->pos;
-    unsigned b0 = rd8(s, pos);
-    if (!(pos + 20 <= k->end && (b0 >> 4) == 4))
-        return;
-    int64_t ihl = (int64_t)(b0 & 0x0F) * 4;
-    int64_t total = rd16(s, pos + 2);
-    if (total == 0) /* TSO/BIG TCP: use what the frame holds */
-        total = wsub(k->rep, pos);
-    if (!(ihl >= 20 && total >= ihl))
+    int64_t pos = k->pos, ihl, total;
+    if (!ipv4_header(s, pos, k->end, k->rep, &ihl, &total))
         return;
     c->ip[i] = 4;
     c->src_hi[i] = 0;
+    c->dst_hi[i] = 0;
     c->src_lo[i] = rd32(s, pos + 12) | V4_MAPPED;
     c->dst_lo[i] = rd32(s, pos + 16) | V4_MAPPED;
     c->ttl[i] = (int16_t)rd8(s, pos + 8);
@@ -469,6 +501,195 @@ static void icmp(src_t *s, const cols_t *c, Py_ssize_t i, const pkt_t *k, int v6
         c->q_seq[i] = rd32(s, inner + 4);
 }
 
+/* ---- tunnels (tunnels.unwrap, tunnels.encrypted, decode._tunnels) ---- */
+
+/* The packet inside a tunnel. */
+typedef struct {
+    int64_t pos, rep; /* inner network header; the tunnel's payload end */
+    int version;      /* 4, 6, VERSION_ASK or 0 (nothing decodable inside) */
+    int kind;         /* T_* */
+    int64_t vni;      /* VNI or GRE key, NO_VNI */
+} inner_t;
+
+static int port_meaning(unsigned port)
+{
+    switch (port) {
+    case 4789: case 8472: return T_VXLAN;
+    case 6081: return T_GENEVE;
+    case 51820: return -E_WIREGUARD;
+    case 4500: return -E_ESP_IN_UDP;
+    default: return 0;
+    }
+}
+
+/* tunnels.udp_port: the low port first, as Wireshark tries them. */
+static int udp_meaning(unsigned sport, unsigned dport)
+{
+    unsigned lo = sport < dport ? sport : dport, hi = sport < dport ? dport : sport;
+    int m = port_meaning(lo);
+    return m ? m : port_meaning(hi);
+}
+
+/* tunnels._ethernet: an inner Ethernet frame; the IP version (0: none) and where it starts. */
+static int inner_ethernet(src_t *s, int64_t at, int64_t stop, int64_t *pos)
+{
+    *pos = -1;
+    if (!(at + 14 <= stop))
+        return 0;
+    *pos = at + 14;
+    return eth_version(vlan(s, rd16(s, at + 12), pos, stop));
+}
+
+/* tunnels._by_ethertype: GRE's and Geneve's protocol type. */
+static int by_ethertype(src_t *s, unsigned et, int64_t at, int64_t stop, int64_t *pos)
+{
+    *pos = at;
+    if (et == ETH_IPV4)
+        return VERSION_ASK;
+    if (et == ETH_IPV6)
+        return 6;
+    if (et == ETH_BRIDGE)
+        return inner_ethernet(s, at, stop, pos);
+    return 0;
+}
+
+static int gre(src_t *s, int64_t o, int64_t end, int64_t payload_end, inner_t *in)
+{
+    int64_t stop = min64(end, payload_end);
+    if (!(o + 4 <= stop))
+        return 0;
+    unsigned flags = rd16(s, o), et = rd16(s, o + 2);
+    int64_t size = 4 + 4 * ((flags & 0xC000) != 0) + 4 * ((flags & 0x2000) != 0)
+                   + 4 * ((flags & 0x1000) != 0) + 4 * ((flags & 7) == 1 && (flags & 0x0080));
+    if ((flags & 0x4000) || !(o + size <= stop)) /* routing present: not decoded */
+        return 0;
+    in->vni = (flags & 0x2000) ? (int64_t)rd32(s, o + 4 + 4 * ((flags & 0x8000) != 0)) : NO_VNI;
+    in->kind = T_GRE;
+    in->rep = payload_end;
+    in->version = by_ethertype(s, et, o + size, stop, &in->pos);
+    return in->version != 0;
+}
+
+/* VXLAN and Geneve: the UDP length (at least 8) bounds the tunnel's payload. */
+static int udp_tunnel(src_t *s, int64_t o, int64_t end, int64_t payload_end, inner_t *in)
+{
+    if (!(o + 8 <= end))
+        return 0;
+    unsigned sport = rd16(s, o), dport = rd16(s, o + 2);
+    int kind = udp_meaning(sport, dport);
+    int64_t ulen = rd16(s, o + 4);
+    if (!((kind == T_VXLAN || kind == T_GENEVE) && ulen >= 8))
+        return 0;
+    payload_end = min64(payload_end, o + ulen);
+    int64_t stop = min64(end, payload_end), h = o + 8;
+    if (!(h + 8 <= stop))
+        return 0;
+    in->vni = (int64_t)(rd32(s, h + 4) >> 8);
+    in->kind = kind;
+    in->rep = payload_end;
+    if (kind == T_VXLAN) {
+        in->version = inner_ethernet(s, h + 8, stop, &in->pos);
+        return in->version != 0;
+    }
+    int64_t size = 8 + (int64_t)(rd8(s, h) & 0x3F) * 4;
+    if (!(h + size <= stop))
+        return 0;
+    in->version = by_ethertype(s, rd16(s, h + 2), h + size, stop, &in->pos);
+    return in->version != 0;
+}
+
+/* tunnels.unwrap for one packet whose transport starts at k->l4. */
+static int tunnel(src_t *s, const pkt_t *k, inner_t *in)
+{
+    int64_t payload_end = wadd(k->l4, k->l4_len);
+    if (k->proto == P_IPIP || k->proto == P_IPV6IP) {
+        in->pos = k->l4;
+        in->version = k->proto == P_IPIP ? VERSION_ASK : 6;
+        in->kind = k->proto == P_IPIP ? T_IPIP : T_IPV6IP;
+        in->rep = payload_end;
+        in->vni = NO_VNI;
+        return 1;
+    }
+    if (k->proto == P_GRE)
+        return gre(s, k->l4, k->end, payload_end, in);
+    if (k->proto == P_UDP)
+        return udp_tunnel(s, k->l4, k->end, payload_end, in);
+    return 0;
+}
+
+/* decode._ip_header_ok: ipv4()/ipv6() decode the header at pos. */
+static int ip_header_ok(src_t *s, int64_t pos, int version, int64_t end, int64_t rep)
+{
+    int64_t ihl, total;
+    if (version == 4)
+        return ipv4_header(s, pos, end, rep, &ihl, &total);
+    if (version == 6) {
+        unsigned b0 = rd8(s, pos);
+        return pos + 40 <= end && (b0 >> 4) == 6;
+    }
+    return 0;
+}
+
+static int ask_version(src_t *s, int64_t pos)
+{
+    unsigned nib = rd8(s, pos) >> 4;
+    return nib == 4 ? 4 : nib == 6 ? 6 : 0;
+}
+
+static void network(src_t *s, const cols_t *c, Py_ssize_t i, pkt_t *k)
+{
+    if (k->version == 4 && k->pos >= 0)
+        ipv4(s, c, i, k);
+    else if (k->version == 6 && k->pos >= 0)
+        ipv6(s, c, i, k);
+}
+
+/* decode._tunnels: the packet becomes the one inside; the outermost tunnel is kept aside. */
+static void tunnels(src_t *s, const cols_t *c, Py_ssize_t i, pkt_t *k)
+{
+    for (int depth = 0; depth < MAX_TUNNEL_DEPTH && k->l4 >= 0; depth++) {
+        inner_t in;
+        if (!tunnel(s, k, &in))
+            return;
+        int64_t stop = min64(k->end, in.rep); /* nothing past the tunnel's payload */
+        int v = in.version == VERSION_ASK ? ask_version(s, in.pos) : in.version;
+        if (!ip_header_ok(s, in.pos, v, stop, in.rep))
+            return;
+        if (c->tunnel[i] == 0) {
+            c->tunnel[i] = (uint8_t)in.kind;
+            c->vni[i] = in.vni;
+            c->outer_ip[i] = c->ip[i];
+            c->outer_src_hi[i] = c->src_hi[i];
+            c->outer_src_lo[i] = c->src_lo[i];
+            c->outer_dst_hi[i] = c->dst_hi[i];
+            c->outer_dst_lo[i] = c->dst_lo[i];
+        }
+        k->pos = in.pos;
+        k->version = v;
+        k->end = stop;
+        k->rep = in.rep;
+        k->l4 = -1;
+        k->l4_len = 0;
+        network(s, c, i, k);
+    }
+}
+
+/* tunnels.encrypted: node-to-node traffic whose inside cannot be read. */
+static int encrypted(src_t *s, const cols_t *c, Py_ssize_t i, const pkt_t *k)
+{
+    if (k->proto == P_ESP)
+        return E_ESP;
+    if (k->proto != P_UDP || c->sport[i] < 0)
+        return 0;
+    int m = udp_meaning((unsigned)c->sport[i], (unsigned)c->dport[i]);
+    if (m == -E_WIREGUARD)
+        return E_WIREGUARD;
+    /* A zero "non-ESP marker" is IKE, a single 0xff byte a NAT keep-alive: not ESP. */
+    if (m == -E_ESP_IN_UDP && k->l4 + 8 + 4 <= k->end && rd32(s, k->l4 + 8) != 0)
+        return E_ESP_IN_UDP;
+    return 0;
+}
+
 /* ---- the loop ---- */
 
 /* decode.CORE's 'absent' values for packet i (Python hands over np.empty columns:
@@ -485,6 +706,9 @@ static void absent(const cols_t *c, Py_ssize_t i)
     c->flags[i] = c->win[i] = 0;
     c->seq[i] = c->ack[i] = 0;
     c->q_seq[i] = -1;
+    c->tunnel[i] = c->encrypted[i] = c->outer_ip[i] = 0;
+    c->outer_src_hi[i] = c->outer_src_lo[i] = c->outer_dst_hi[i] = c->outer_dst_lo[i] = 0;
+    c->vni[i] = NO_VNI;
 }
 
 static void packet(src_t *s, const cols_t *c, const batch_t *b, Py_ssize_t i)
@@ -497,14 +721,10 @@ static void packet(src_t *s, const cols_t *c, const batch_t *b, Py_ssize_t i)
         return;
     }
     link_layer(s, c, i, off, b->linktype[i], &k);
-    if (k.version == VERSION_ASK) {
-        unsigned nib = rd8(s, k.pos) >> 4;
-        k.version = nib == 4 ? 4 : nib == 6 ? 6 : 0;
-    }
-    if (k.version == 4 && k.pos >= 0)
-        ipv4(s, c, i, &k);
-    else if (k.version == 6 && k.pos >= 0)
-        ipv6(s, c, i, &k);
+    if (k.version == VERSION_ASK)
+        k.version = ask_version(s, k.pos);
+    network(s, c, i, &k);
+    tunnels(s, c, i, &k);
     if (k.l4 < 0)
         return;
     if (k.proto == P_TCP)
@@ -513,6 +733,7 @@ static void packet(src_t *s, const cols_t *c, const batch_t *b, Py_ssize_t i)
         udp(s, c, i, &k);
     else if (k.proto == P_ICMP || k.proto == P_ICMPV6)
         icmp(s, c, i, &k, k.proto == P_ICMPV6);
+    c->encrypted[i] = (uint8_t)encrypted(s, c, i, &k);
 }
 
 /* Packets are a few hundred bytes apart: without fetching the headers of a
@@ -574,6 +795,14 @@ static void bind_columns(cols_t *c, np_buf *o)
     c->q_sport = NP_PTR(o[C_Q_SPORT], int32_t);
     c->q_dport = NP_PTR(o[C_Q_DPORT], int32_t);
     c->q_seq = NP_PTR(o[C_Q_SEQ], int64_t);
+    c->tunnel = NP_PTR(o[C_TUNNEL], uint8_t);
+    c->encrypted = NP_PTR(o[C_ENCRYPTED], uint8_t);
+    c->outer_ip = NP_PTR(o[C_OUTER_IP], uint8_t);
+    c->outer_src_hi = NP_PTR(o[C_OUTER_SRC_HI], uint64_t);
+    c->outer_src_lo = NP_PTR(o[C_OUTER_SRC_LO], uint64_t);
+    c->outer_dst_hi = NP_PTR(o[C_OUTER_DST_HI], uint64_t);
+    c->outer_dst_lo = NP_PTR(o[C_OUTER_DST_LO], uint64_t);
+    c->vni = NP_PTR(o[C_VNI], int64_t);
 }
 
 static int overlaps(const np_buf *a, const np_buf *b)

@@ -21,6 +21,7 @@ import numpy as np
 
 from netprobe.analysis import counts, pipeline
 from netprobe.analysis.counts import TOTALS_FIELDS
+from netprobe.capture import tunnels
 from netprobe.core import errors, rules
 from netprobe.core.settings import DISSECT_LIMIT, DISSECT_TIMEOUT
 
@@ -39,12 +40,18 @@ class CaptureDamageWarning(UserWarning):
 
 FLAG_LETTERS = ((0x01, "F"), (0x02, "S"), (0x04, "R"), (0x08, "P"), (0x10, "A"), (0x20, "U"),
                 (0x40, "E"), (0x80, "C"))
-_HIDDEN = {"unknown_link", "tcp"}
-_ADDRS = ("src", "dst", "q_src", "q_dst")
+_HIDDEN = {"unknown_link", "tcp", "outer_ip"}
+_ADDRS = ("src", "dst", "q_src", "q_dst", "outer_src", "outer_dst")
+_VERSION = {"src": "ip", "dst": "ip", "q_src": "q_ip", "q_dst": "q_ip", "outer_src": "outer_ip",
+            "outer_dst": "outer_ip"}
+# columns holding an index into a list of names, shown as the names
+_NAMED = {"tunnel": tunnels.KINDS, "encrypted": tunnels.ENCRYPTED}
 
 
 def addresses(hi: np.ndarray, lo: np.ndarray, version: np.ndarray) -> np.ndarray:
     """Render (hi, lo) address pairs as strings ('' where `version` is 0)."""
+    if not version.any():  # e.g. the outer addresses of a capture without tunnels
+        return np.full(len(version), "", dtype=object)
     pairs = np.stack([hi.astype(np.uint64), lo.astype(np.uint64), version.astype(np.uint64)], 1)
     uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
     names = []
@@ -81,6 +88,17 @@ def split_addresses(names: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             np.asarray(ver, np.uint8)[pick])
 
 
+def names(codes: np.ndarray, table: tuple[str, ...]) -> np.ndarray:
+    """`table[code]` for each code, as strings."""
+    return np.asarray(table, dtype=object)[codes.astype(np.int64)]
+
+
+def codes(values: Any, table: tuple[str, ...]) -> np.ndarray:
+    """Inverse of `names`."""
+    uniq, inv = np.unique(np.asarray(values, dtype=str), return_inverse=True)
+    return np.asarray([table.index(name) for name in uniq], np.uint8)[inv.ravel()]
+
+
 def _flag_names(flags: np.ndarray) -> np.ndarray:
     uniq, inv = np.unique(flags, return_inverse=True)
     names = ["".join(c for bit, c in FLAG_LETTERS if int(f) & bit) for f in uniq]
@@ -95,10 +113,10 @@ def _frame(table: dict[str, np.ndarray]) -> pd.DataFrame:
         if k in _HIDDEN or k.endswith(("_hi", "_lo")):
             continue
         out[k] = v
-    out["src"] = addresses(table["src_hi"], table["src_lo"], table["ip"])
-    out["dst"] = addresses(table["dst_hi"], table["dst_lo"], table["ip"])
-    out["q_src"] = addresses(table["q_src_hi"], table["q_src_lo"], table["q_ip"])
-    out["q_dst"] = addresses(table["q_dst_hi"], table["q_dst_lo"], table["q_ip"])
+    for name in _ADDRS:
+        out[name] = addresses(table[f"{name}_hi"], table[f"{name}_lo"], table[_VERSION[name]])
+    for name, table_of_names in _NAMED.items():
+        out[name] = names(table[name], table_of_names)
     out["flag_names"] = np.where(table["tcp"], _flag_names(table["flags"]), "")
     return pd.DataFrame(out)
 
@@ -111,8 +129,10 @@ def read(path: str | Path) -> pd.DataFrame:
         ip, src, dst, ttl, proto, sport, dport, flags, flag_names, seq, ack,
         win, hlen, seglen, mss, wscale, sack_perm, sack_blocks, tsval, tsecr,
         tls_hs, tls_alert, icmp_type, icmp_code, q_* (the flow an ICMP error
-        quotes), stream (tcp.stream, -1 if not TCP), retransmission,
-        from_client. See docs/analyze.md.
+        quotes), tunnel, outer_src, outer_dst, vni (the outermost tunnel of
+        a packet decoded inside one; its other columns are the inner
+        packet's), encrypted, stream (tcp.stream, -1 if not TCP),
+        retransmission, from_client. See docs/analyze.md.
 
     Raises:
         CaptureFormatError: the file cannot be read at all. A file damaged
@@ -133,8 +153,11 @@ def _table(packets: pd.DataFrame) -> dict[str, np.ndarray]:
     """The numpy packet table behind a `read()` DataFrame."""
     table = {k: packets[k].to_numpy() for k in packets.columns if k not in _ADDRS}
     for name in _ADDRS:
-        prefix = name
-        table[f"{prefix}_hi"], table[f"{prefix}_lo"], _ = split_addresses(packets[name])
+        table[f"{name}_hi"], table[f"{name}_lo"], version = split_addresses(packets[name])
+        if name == "outer_src":
+            table["outer_ip"] = version
+    for name, table_of_names in _NAMED.items():
+        table[name] = codes(packets[name], table_of_names)
     table["tcp"] = packets["stream"].to_numpy() >= 0
     return table
 
@@ -151,12 +174,15 @@ def flow_records(f: dict[str, np.ndarray]) -> dict[str, Any]:
     """Flow table columns with addresses rendered and internal columns dropped."""
     out: dict[str, Any] = {}
     for k, v in f.items():
-        if k.endswith(("_hi", "_lo")) or k in ("icmp_proto",):
+        if k.endswith(("_hi", "_lo")) or k in ("icmp_proto", "outer_ip"):
             continue
         out[k] = v
     ip = f["ip"]
     out["client"] = addresses(f["client_hi"], f["client_lo"], ip)
     out["server"] = addresses(f["server_hi"], f["server_lo"], ip)
+    out["tunnel"] = names(f["tunnel"], tunnels.KINDS)
+    for side in ("outer_client", "outer_server"):
+        out[side] = addresses(f[f"{side}_hi"], f[f"{side}_lo"], f["outer_ip"])
     icmp_ver = np.where(f["icmp_errors"] > 0, np.where(f["icmp_proto"] == 58, 6, 4), 0)
     out["icmp_from"] = addresses(f["icmp_from_hi"], f["icmp_from_lo"], icmp_ver)
     return out

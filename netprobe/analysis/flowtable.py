@@ -2,7 +2,7 @@
 
 Owns: aggregating packets into flows (handshake, who reset, SYN and data
 retransmissions, ICMP errors quoting the flow, TLS hellos and alerts,
-handshake RTT, request/response timing). Numpy only: a capture of a
+handshake RTT, request/response timing, the tunnel the flow crossed). Numpy only: a capture of a
 million packets stays in numpy until the caller asks for a DataFrame.
 The per-stream aggregates have a compiled twin (`netprobe._native.flows`,
 used when built); `_aggregate` is the reference it must equal.
@@ -111,6 +111,7 @@ def build(packets: Table, native: bool | None = None) -> Table:
     compiled = _native.choose("flows", native)
     f = _aggregate(packets) if compiled is None else _aggregate_native(compiled, packets)
     _icmp(f, packets, len(f["stream"]))
+    _tunnel(f, packets, len(f["stream"]))
     return f
 
 
@@ -217,6 +218,44 @@ def _quoted(packets: Table) -> tuple[np.ndarray, Table]:
         return packets["quoted.row"], {k: packets[f"quoted.{k}"] for k in decode.QUOTED}
     rows = np.flatnonzero(packets["q_ip"] > 0)
     return rows, {k: packets[k][rows] for k in decode.QUOTED}
+
+
+def _tunnelled(packets: Table) -> tuple[np.ndarray, Table]:
+    """Rows of tunnelled packets and their outer-tunnel fields."""
+    if "tunnelled.row" in packets:
+        return packets["tunnelled.row"], {k: packets[f"tunnelled.{k}"] for k in decode.TUNNELLED}
+    rows = np.flatnonzero(packets["tunnel"] > 0)
+    return rows, {k: packets[k][rows] for k in decode.TUNNELLED}
+
+
+def _tunnel(f: Table, packets: Table, n: int) -> None:
+    """The tunnel of each flow's first tunnelled packet: kind, VNI/key, and its outer
+    endpoints on the client's side and on the server's side (the nodes).
+
+    The first tunnelled packet, not the first packet: a capture on every interface
+    of a node sees a flow on the pod's veth before the NIC encapsulates it.
+    """
+    f["tunnel"] = np.zeros(n, np.int64)
+    f["vni"] = np.full(n, -1, np.int64)
+    f["outer_ip"] = np.zeros(n, np.int64)
+    for name in ("outer_client_hi", "outer_client_lo", "outer_server_hi", "outer_server_lo"):
+        f[name] = np.zeros(n, np.uint64)
+    rows, t = _tunnelled(packets)
+    stream = packets["stream"][rows]
+    tcp = stream >= 0
+    if not tcp.any():
+        return
+    stream, first = np.unique(stream[tcp], return_index=True)  # rows are in frame order
+    pick = np.flatnonzero(tcp)[first]
+    row = rows[pick]
+    f["tunnel"][stream] = packets["tunnel"][row]
+    f["vni"][stream] = t["vni"][pick]
+    f["outer_ip"][stream] = t["outer_ip"][pick]
+    client = packets["from_client"][row].astype(bool)
+    for part in ("hi", "lo"):
+        src, dst = t[f"outer_src_{part}"][pick], t[f"outer_dst_{part}"][pick]
+        f[f"outer_client_{part}"][stream] = np.where(client, src, dst)
+        f[f"outer_server_{part}"][stream] = np.where(client, dst, src)
 
 
 def _icmp(f: Table, packets: Table, n: int) -> None:

@@ -36,9 +36,13 @@ class Capture:
         return len(self.cols["time"])
 
 
+# Prefixes of the sparse column groups (without `detail`): each has a `row` column.
+SPARSE = ("quoted.", "tunnelled.")
+
+
 def packet_columns(cols: decode.Columns) -> decode.Columns:
-    """The columns that have one value per packet (not the sparse `quoted.*`)."""
-    return {k: v for k, v in cols.items() if not k.startswith("quoted.")}
+    """The columns that have one value per packet (not the sparse `quoted.*`, `tunnelled.*`)."""
+    return {k: v for k, v in cols.items() if not k.startswith(SPARSE)}
 
 
 def load(path: str | Path, detail: bool = False, chunk_bytes: int = formats.CHUNK_BYTES) -> Capture:
@@ -68,17 +72,21 @@ def load(path: str | Path, detail: bool = False, chunk_bytes: int = formats.CHUN
 
 
 def _compact(cols: decode.Columns, detail: bool) -> decode.Columns:
-    """Without `detail`, keep the quoted-flow fields only for packets that quote one.
+    """Without `detail`, keep the quoted-flow and outer-tunnel fields only for packets
+    that quote a flow / were tunnelled.
 
     They become `quoted.row` (packet rows) and `quoted.q_*` instead of dense
-    `q_*` columns, which would be a third of the per-packet memory.
+    `q_*` columns, which would be a third of the per-packet memory (and
+    `tunnelled.row`, `tunnelled.outer_*`, `tunnelled.vni` likewise).
     """
     if detail:
         return cols
-    keep = np.flatnonzero(cols["q_ip"] > 0)
-    cols["quoted.row"] = keep
-    for name in decode.QUOTED:
-        cols[f"quoted.{name}"] = cols.pop(name)[keep]
+    for prefix, keep, names in (("quoted.", cols["q_ip"] > 0, decode.QUOTED),
+                                ("tunnelled.", cols["tunnel"] > 0, decode.TUNNELLED)):
+        rows = np.flatnonzero(keep)
+        cols[f"{prefix}row"] = rows
+        for name in names:
+            cols[f"{prefix}{name}"] = cols.pop(name)[rows]
     return cols
 
 
@@ -89,7 +97,8 @@ def _concatenate(parts: list[decode.Columns], detail: bool) -> decode.Columns:
     base = np.cumsum([0] + [len(p["time"]) for p in parts[:-1]])
     if not detail:
         for p, b in zip(parts, base, strict=True):
-            p["quoted.row"] = p["quoted.row"] + b
+            for prefix in SPARSE:
+                p[f"{prefix}row"] = p[f"{prefix}row"] + b
     cols = {}
     for name in list(parts[0]):
         cols[name] = np.concatenate([p.pop(name) for p in parts])

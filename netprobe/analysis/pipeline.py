@@ -8,12 +8,12 @@ Must not: print or exit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from netprobe.analysis import counts, flowtable, tcp
+from netprobe.analysis import counts, encrypted, flowtable, tcp
 from netprobe.analysis.load import Capture, load
 from netprobe.capture import decode
 from netprobe.core import rules
@@ -31,6 +31,8 @@ class Analysis:
     flows: Table
     """One row per TCP stream, with `verdict` and `reason`."""
     totals: dict[str, int]
+    encrypted: list[encrypted.EncryptedLink] = field(default_factory=list)
+    """Encrypted node-to-node traffic, whose flows cannot be seen in this capture."""
 
 
 def packet_table(cols: decode.Columns) -> Table:
@@ -62,4 +64,5 @@ def analyse(path: str | Path, detail: bool = False) -> Analysis:
     """
     capture = load(path, detail=detail)
     packets = packet_table(capture.cols)
-    return Analysis(capture, packets, flow_table(packets), counts.count(packets))
+    return Analysis(capture, packets, flow_table(packets), counts.count(packets),
+                    encrypted.summarize(packets))

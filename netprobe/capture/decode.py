@@ -3,7 +3,10 @@
 Owns: IPv4 (options, fragments, TSO zero lengths), IPv6 (hop-by-hop,
 routing, fragment, destination options and AH headers; jumbograms), TCP
 (flags, sequence numbers, options on request), UDP, ICMP/ICMPv6 errors with
-the flow they quote, and the first bytes of TLS records.
+the flow they quote, and the first bytes of TLS records; the packet inside
+tunnels (`netprobe.capture.tunnels` finds it), up to `tunnels.MAX_DEPTH`
+deep: a packet's row describes the innermost IP packet, its outermost
+tunnel's endpoints and VNI/key are in the `outer_*` and `vni` columns.
 Must not: keep per-packet Python objects; every step is numpy fancy
 indexing over offset arrays. Must not: decide about flows.
 Decoding without TCP options has a compiled twin (`netprobe._native.decode`,
@@ -22,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from netprobe import _native
-from netprobe.capture import linklayer
+from netprobe.capture import linklayer, tunnels
 from netprobe.capture.records import Batch, u16be, u32be, u64be
 
 Columns = dict[str, npt.NDArray[Any]]  # columns of any dtype, used as numbers or strings
@@ -70,8 +73,17 @@ CORE: dict[str, tuple[str, int | float]] = {
     "q_sport": ("i4", -1),
     "q_dport": ("i4", -1),
     "q_seq": ("i8", -1),
+    "tunnel": ("u1", 0),  # tunnels.KINDS index of the outermost tunnel (0: not tunnelled)
+    "encrypted": ("u1", 0),  # tunnels.ENCRYPTED index: node-to-node traffic that cannot be read
+    "outer_ip": ("u1", 0),
+    "outer_src_hi": ("u8", 0),
+    "outer_src_lo": ("u8", 0),
+    "outer_dst_hi": ("u8", 0),
+    "outer_dst_lo": ("u8", 0),
+    "vni": ("i8", -1),  # VXLAN/Geneve VNI or GRE key of the outermost tunnel
 }
 QUOTED = tuple(k for k in CORE if k.startswith("q_"))
+TUNNELLED = ("outer_ip", "outer_src_hi", "outer_src_lo", "outer_dst_hi", "outer_dst_lo", "vni")
 DETAIL: dict[str, tuple[str, int | float]] = {
     "mss": ("i4", -1),
     "wscale": ("i2", -1),
@@ -141,35 +153,92 @@ def _decode(batch: Batch, detail: bool) -> Columns:
     rep_end = batch.offset + batch.origlen
     l4 = np.full(n, -1, np.int64)  # transport header offset
     l4_len = np.zeros(n, np.int64)  # transport bytes per the IP length
-    probe = net.version == 7
-    if probe.any():  # raw IP: the version nibble decides
-        nib = data[np.where(probe, net.pos, 0)] >> 4
-        net.version[probe] = np.where(nib[probe] == 4, 4, np.where(nib[probe] == 6, 6, 0))
-    _ipv4(data, np.flatnonzero((net.version == 4) & (net.pos >= 0)), net.pos, end, rep_end, cols,
-          l4, l4_len)
-    _ipv6(data, np.flatnonzero((net.version == 6) & (net.pos >= 0)), net.pos, end, rep_end, cols,
-          l4, l4_len)
+    pos, version = net.pos, net.version
+    _ask_version(data, np.flatnonzero(version == tunnels.VERSION_ASK), pos, version)
+    _network(data, np.flatnonzero(pos >= 0), pos, version, end, rep_end, cols, l4, l4_len)
+    _tunnels(data, pos, version, end, rep_end, cols, l4, l4_len)
     proto = cols["proto"]
     has = l4 >= 0
     _tcp(data, np.flatnonzero(has & (proto == TCP)), l4, l4_len, end, cols, detail)
     _udp(data, np.flatnonzero(has & (proto == UDP)), l4, end, cols)
     _icmp(data, np.flatnonzero(has & (proto == ICMP)), l4, end, cols, v6=False)
     _icmp(data, np.flatnonzero(has & (proto == ICMPV6)), l4, end, cols, v6=True)
+    live = np.flatnonzero(has)
+    cols["encrypted"][live] = tunnels.encrypted(data, live, proto, cols["sport"], cols["dport"],
+                                                l4, end)
     return cols
+
+
+def _ask_version(data, idx, pos, version) -> None:
+    """Raw IP and some tunnels: the version nibble decides (4, 6, else not IP)."""
+    nib = data[pos[idx]] >> 4
+    version[idx] = np.where(nib == 4, 4, np.where(nib == 6, 6, 0))
+
+
+def _network(data, idx, pos, version, end, rep_end, cols, l4, l4_len) -> None:
+    """The IP headers of packets `idx` (a version of 4 or 6 at `pos`)."""
+    v = version[idx]
+    _ipv4(data, idx[v == 4], pos, end, rep_end, cols, l4, l4_len)
+    _ipv6(data, idx[v == 6], pos, end, rep_end, cols, l4, l4_len)
+
+
+def _tunnels(data, pos, version, end, rep_end, cols, l4, l4_len) -> None:
+    """Replace each tunnelled packet by the one inside (its outermost tunnel kept aside)."""
+    live = np.flatnonzero(l4 >= 0)
+    for _ in range(tunnels.MAX_DEPTH):
+        inner = tunnels.unwrap(data, live, cols["proto"], l4, l4_len, end)
+        rows, at, rep = inner.rows, inner.pos, inner.rep
+        stop = np.minimum(end[rows], rep)  # nothing past the tunnel's payload is the inner's
+        v = inner.version.copy()
+        ask = np.flatnonzero(v == tunnels.VERSION_ASK)
+        _ask_version(data, ask, at, v)
+        ok = _ip_header_ok(data, at, v, stop, rep)
+        if not ok.any():
+            return
+        rows, first = rows[ok], ok & (cols["tunnel"][inner.rows] == 0)
+        outer = inner.rows[first]
+        cols["tunnel"][outer] = inner.kind[first]
+        cols["vni"][outer] = inner.vni[first]
+        cols["outer_ip"][outer] = cols["ip"][outer]
+        for side in ("src", "dst"):
+            for part in ("hi", "lo"):
+                cols[f"outer_{side}_{part}"][outer] = cols[f"{side}_{part}"][outer]
+        pos[rows], version[rows], end[rows], rep_end[rows] = at[ok], v[ok], stop[ok], rep[ok]
+        l4[rows], l4_len[rows] = -1, 0
+        _network(data, rows, pos, version, end, rep_end, cols, l4, l4_len)
+        live = rows[l4[rows] >= 0]
+
+
+def _ip_header_ok(data, pos, version, end, rep) -> np.ndarray:
+    """Whether `_ipv4`/`_ipv6` decode the header at each `pos` (version 4 or 6)."""
+    ok = np.zeros(len(pos), bool)
+    v4 = np.flatnonzero(version == 4)
+    ok[v4] = _ipv4_header(data, pos[v4], end[v4], rep[v4])[0]
+    v6 = np.flatnonzero(version == 6)
+    ok[v6] = (pos[v6] + 40 <= end[v6]) & ((data[pos[v6]] >> 4) == 6)
+    return ok
+
+
+def _ipv4_header(data, pos, end, rep):
+    """Which IPv4 headers at `pos` are decoded, with their header and total lengths."""
+    ok = (pos + 20 <= end) & ((data[pos] >> 4) == 4)
+    ihl, total = np.zeros(len(pos), np.int64), np.zeros(len(pos), np.int64)
+    i = np.flatnonzero(ok)
+    ihl[i] = (data[pos[i]] & 0x0F).astype(np.int64) * 4
+    total[i] = u16be(data, pos[i] + 2)
+    # TSO/BIG TCP captures carry a zero total length: use what the frame holds.
+    total[i] = np.where(total[i] == 0, rep[i] - pos[i], total[i])
+    ok[i] &= (ihl[i] >= 20) & (total[i] >= ihl[i])
+    return ok, ihl, total
 
 
 def _ipv4(data, idx, pos_all, end_all, rep_all, cols, l4, l4_len) -> None:
     pos, end, rep = pos_all[idx], end_all[idx], rep_all[idx]
-    ok = (pos + 20 <= end) & ((data[pos] >> 4) == 4)
-    idx, pos, end, rep = idx[ok], pos[ok], end[ok], rep[ok]
-    ihl = (data[pos] & 0x0F).astype(np.int64) * 4
-    total = u16be(data, pos + 2).astype(np.int64)
-    # TSO/BIG TCP captures carry a zero total length: use what the frame holds.
-    total = np.where(total == 0, rep - pos, total)
-    ok = (ihl >= 20) & (total >= ihl)
+    ok, ihl, total = _ipv4_header(data, pos, end, rep)
     idx, pos, end, rep, ihl, total = idx[ok], pos[ok], end[ok], rep[ok], ihl[ok], total[ok]
     cols["ip"][idx] = 4
     cols["src_hi"][idx] = 0
+    cols["dst_hi"][idx] = 0
     cols["src_lo"][idx] = u32be(data, pos + 12).astype(np.uint64) | V4_MAPPED
     cols["dst_lo"][idx] = u32be(data, pos + 16).astype(np.uint64) | V4_MAPPED
     cols["ttl"][idx] = data[pos + 8]

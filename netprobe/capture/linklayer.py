@@ -56,11 +56,11 @@ class Network:
     """The packet's link type is not one netprobe decodes."""
 
 
-def _ethertype_to_version(et: npt.NDArray[np.uint16]) -> npt.NDArray[np.uint8]:
+def ethertype_version(et: npt.NDArray[np.uint16]) -> npt.NDArray[np.uint8]:
     return np.where(et == ETH_IPV4, 4, np.where(et == ETH_IPV6, 6, 0)).astype(np.uint8)
 
 
-def _vlan(data: np.ndarray, et: np.ndarray, pos: np.ndarray,
+def vlan_tags(data: np.ndarray, et: np.ndarray, pos: np.ndarray,
           end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Skip up to three VLAN tags; return the inner ethertype and payload offset."""
     for _ in range(MAX_VLAN_TAGS):
@@ -104,16 +104,16 @@ def _one_link(
     """Network offset and IP version for packets of one link type."""
     none = (np.full(len(o), -1, np.int64), np.zeros(len(o), np.uint8))
     if lt == ETHERNET:
-        et, p = _vlan(data, u16be(data, o + 12), o + 14, e)
-        return np.where(o + 14 <= e, p, -1), _ethertype_to_version(et)
+        et, p = vlan_tags(data, u16be(data, o + 12), o + 14, e)
+        return np.where(o + 14 <= e, p, -1), ethertype_version(et)
     if lt == SLL:
-        et, p = _vlan(data, u16be(data, o + 14), o + 16, e)
-        return np.where(o + 16 <= e, p, -1), _ethertype_to_version(et)
+        et, p = vlan_tags(data, u16be(data, o + 14), o + 16, e)
+        return np.where(o + 16 <= e, p, -1), ethertype_version(et)
     if lt == SLL2:
         has = o + 20 <= e
         ifindex[idx] = np.where(has, u32be(data, o + 4).astype(np.int64), -1)
-        et, p = _vlan(data, u16be(data, o), o + 20, e)
-        return np.where(has, p, -1), _ethertype_to_version(et)
+        et, p = vlan_tags(data, u16be(data, o), o + 20, e)
+        return np.where(has, p, -1), ethertype_version(et)
     if lt in RAW:
         return o, np.full(len(o), 7, np.uint8)
     if lt in (IPV4, IPV6):
@@ -131,5 +131,5 @@ def _one_link(
         v = np.where(proto == 0x0021, 4, np.where(proto == 0x0057, 6, 0)).astype(np.uint8)
         return np.where(p + 2 <= e, p + 2, -1), v
     if lt == IPOIB:  # 40 bytes of destination address, then type and reserved
-        return np.where(o + 44 <= e, o + 44, -1), _ethertype_to_version(u16be(data, o + 40))
+        return np.where(o + 44 <= e, o + 44, -1), ethertype_version(u16be(data, o + 40))
     return none

@@ -21,7 +21,8 @@ from netprobe.core.exits import ExitCode, diagnosed
 
 JSON_VERSION = 1
 FLOW_FIELDS = (
-    "stream", "client", "client_port", "server", "server_port", "ip", "first_time",
+    "stream", "client", "client_port", "server", "server_port", "ip", "tunnel", "outer_client",
+    "outer_server", "vni", "first_time",
     "last_time", "packets", "client_bytes", "server_bytes", "syn", "syn_retransmissions",
     "synack", "data_retransmissions", "handshake_rtt", "rst_client", "rst_server", "rst_ttl",
     "fin_client", "fin_server", "icmp_errors", "icmp_type", "icmp_code", "icmp_from",
@@ -30,7 +31,9 @@ FLOW_FIELDS = (
 )
 
 
-NULL_IF_NEGATIVE = frozenset({"rst_ttl", "icmp_type", "icmp_code", "icmp_ttl", "alert_description"})
+NULL_IF_NEGATIVE = frozenset({"rst_ttl", "icmp_type", "icmp_code", "icmp_ttl", "alert_description",
+                              "vni"})
+NULL_IF_EMPTY = frozenset({"icmp_from", "tunnel", "outer_client", "outer_server"})
 
 
 JSON_ROWS_PER_PIECE = 4096  # flows rendered at a time: bounds memory on huge captures
@@ -56,7 +59,7 @@ def _flow_rows(analysis: Any, order: np.ndarray) -> list[dict[str, Any]]:
             values = np.where(np.isnan(values), None, values.astype(object))
         elif name in NULL_IF_NEGATIVE:
             values = np.where(values < 0, None, values.astype(object))
-        elif name == "icmp_from":
+        elif name in NULL_IF_EMPTY:
             values = np.where(values == "", None, values)
         columns.append(values.tolist())
     return [dict(zip(FLOW_FIELDS, row, strict=True)) for row in zip(*columns, strict=True)]
@@ -92,7 +95,7 @@ def _analyse(path: str, kept: list[Any] | None = None) -> tuple[dict[str, Any], 
         result = pipeline.analyse(path)
     except errors.CaptureFormatError as exc:
         return {"path": path, "error": str(exc), "warnings": [], "totals": None,
-                "flow_count": 0, "failed": False, "damaged": False}, None
+                "encrypted": [], "flow_count": 0, "failed": False, "damaged": False}, None
     except errors.NetprobeError:
         raise
     except Exception as exc:  # a bug of ours: exit 3 with a message, never a traceback
@@ -103,6 +106,7 @@ def _analyse(path: str, kept: list[Any] | None = None) -> tuple[dict[str, Any], 
     if result.capture.damage:
         warnings.insert(0, result.capture.damage)
     return {"path": path, "error": None, "warnings": warnings, "totals": result.totals,
+            "encrypted": [link.as_json() for link in result.encrypted],
             "flow_count": len(result.flows["stream"]), "failed": _failed(result),
             "damaged": bool(result.capture.damage)}, result
 
@@ -110,7 +114,7 @@ def _analyse(path: str, kept: list[Any] | None = None) -> tuple[dict[str, Any], 
 def _write_json_report(report: dict[str, Any], analysis: Any | None, first: bool,
                        dissection: Any | None = None) -> None:
     """One element of `captures`, its flows written a piece at a time."""
-    head = {k: report[k] for k in ("path", "error", "warnings", "totals")}
+    head = {k: report[k] for k in ("path", "error", "warnings", "totals", "encrypted")}
     text = orjson.dumps(head).decode()[:-1] + ',"flows":['
     click.echo(("" if first else ",") + text, nl=False)
     sep = ""
@@ -144,6 +148,8 @@ def _fmt_rtt(value: float | None) -> str:
 
 TABLE_COLUMNS = ("stream", "client", "server", "verdict", "why", "SYN(retx)", "RST", "ICMP",
                  "hello C/S", "rtt ms", "data retx")
+TUNNEL_COLUMN = "tunnel"  # shown only when a listed flow crossed one
+ENCRYPTED_SHOWN = 5  # encrypted links named in the text output, the busiest first
 VERDICT_COLOURS = {"ok": "green", "inconclusive": "yellow", "unknown": "yellow"}  # else red
 
 
@@ -159,6 +165,27 @@ def _table_row(f: dict[str, Any]) -> list[str]:
             str(f["data_retransmissions"])]
 
 
+def _tunnel_cell(f: dict[str, Any]) -> str:
+    """`vxlan/42 192.168.0.1>192.168.0.2`: kind/VNI, the client's node > the server's."""
+    if f["tunnel"] is None:
+        return ""
+    vni = "" if f["vni"] is None else f"/{f['vni']}"
+    return f"{f['tunnel']}{vni} {f['outer_client']}>{f['outer_server']}"
+
+
+def _encrypted_lines(report: dict[str, Any]) -> list[str]:
+    """One note per encrypted link (the busiest first): the flows inside are not seen."""
+    links = report["encrypted"]
+    lines = [f"  note: {link['kind']} between {link['endpoints'][0]} and {link['endpoints'][1]}: "
+             f"{link['packets']} encrypted packet{'' if link['packets'] == 1 else 's'}; the flows "
+             "inside cannot be seen in this capture (capture inside the tunnel: the pod's veth "
+             "or the tunnel's interface)"
+             for link in links[:ENCRYPTED_SHOWN]]
+    if len(links) > ENCRYPTED_SHOWN:
+        lines.append(f"  note: ... {len(links) - ENCRYPTED_SHOWN} more encrypted links (-o json)")
+    return lines
+
+
 def _render_text(report: dict[str, Any], analysis: Any, limit: int,
                  dissection: Any | None = None) -> None:
     """Path, totals and the flow table, suspicious flows first.
@@ -169,11 +196,17 @@ def _render_text(report: dict[str, Any], analysis: Any, limit: int,
     """
     click.secho(report["path"], bold=True)
     click.echo("  " + "  ".join(f"{k}={v}" for k, v in report["totals"].items()))
+    for line in _encrypted_lines(report):
+        click.echo(line)
     flows = [row for piece in _flow_pieces(analysis, limit, dissection) for row in piece]
     if flows:
         rows = [_table_row(f) for f in flows]
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(TABLE_COLUMNS)]
-        header = (h.ljust(w) for h, w in zip(TABLE_COLUMNS, widths, strict=True))
+        columns: tuple[str, ...] = TABLE_COLUMNS
+        if any(f["tunnel"] is not None for f in flows):
+            columns += (TUNNEL_COLUMN,)
+            rows = [row + [_tunnel_cell(f)] for row, f in zip(rows, flows, strict=True)]
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(columns)]
+        header = (h.ljust(w) for h, w in zip(columns, widths, strict=True))
         click.echo("  ".join(header).rstrip())
         click.echo("  ".join("-" * w for w in widths))
         for f, row in zip(flows, rows, strict=True):

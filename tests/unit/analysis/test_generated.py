@@ -1,4 +1,8 @@
-"""Crafted captures: totals equal tshark's, verdicts per scenario, packet columns."""
+"""Crafted captures: totals equal tshark's, verdicts per scenario, packet columns.
+
+The scenarios are also written inside every tunnel netprobe decodes: the inner
+flows are the flows, so the totals are the plain capture's, and tshark's.
+"""
 
 from __future__ import annotations
 
@@ -33,11 +37,20 @@ def _variants(tmp: Path) -> dict[str, Path]:
                                                      [(1, 9, p[:HALF]), (276, 6, p[HALF:])]),
         "pcapng-big-endian": craft.write_pcapng(tmp / "be.pcapng",
                                                 [(113, 6, p[::2]), (101, 9, p[1::2])], big=True),
+        **{f"tunnel-{kind}": craft.write_pcap(tmp / f"{kind}.pcap", craft.tunnel(p, kind),
+                                              linktype=TUNNEL_LINKS.get(kind, 1))
+           for kind in craft.TUNNELS},
     }
 
 
+TUNNEL_LINKS = {"geneve": 276, "ip-in-ipv6": 101}  # the others on Ethernet
+# Wireshark does not decode UDP 8472 as VXLAN by default; netprobe does (Flannel's port).
+TSHARK_OPTIONS = {"tunnel-vxlan-8472": ("-d", "udp.port==8472,vxlan")}
+
+
 NAMES = ["pcap-ethernet", "pcap-qinq-big-endian-ns", "pcap-vlan-fcs-bits", "pcap-sll-gzip",
-         "pcap-sll2", "pcap-raw", "pcap-null", "pcapng-2-interfaces-ns", "pcapng-big-endian"]
+         "pcap-sll2", "pcap-raw", "pcap-null", "pcapng-2-interfaces-ns", "pcapng-big-endian",
+         *(f"tunnel-{kind}" for kind in craft.TUNNELS)]
 
 EXPECTED_VERDICTS = {
     40001: "ok",
@@ -61,7 +74,7 @@ def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")
 @pytest.mark.parametrize("name", NAMES)
 def test_totals_match_tshark(variants: dict[str, Path], name: str) -> None:
-    expected = tshark_reference.totals(variants[name])
+    expected = tshark_reference.totals(variants[name], TSHARK_OPTIONS.get(name, ()))
     assert expected is not None
     assert analysis.totals(variants[name]) == expected
 

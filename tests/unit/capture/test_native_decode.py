@@ -177,6 +177,24 @@ def _icmp(kind: int, quote: bytes) -> bytes:
     return bytes([kind, 1]) + b"\x00" * 6 + quote
 
 
+def _udp(payload: bytes, dport: int, sport: int = 49152, length: int | None = None) -> bytes:
+    size = 8 + len(payload) if length is None else length
+    return struct.pack(">HHHH", sport, dport, size, 0) + payload
+
+
+def _vxlan(inner: bytes, vni: int = 42, ethertype: int = 0x0800) -> bytes:
+    return struct.pack(">II", 0x08000000, vni << 8) + _ether(inner, ethertype)
+
+
+def _geneve(inner: bytes, proto: int = 0x6558, options: bytes = b"", vni: int = 7) -> bytes:
+    head = struct.pack(">BBHI", len(options) // 4, 0, proto, vni << 8) + options
+    return head + (_ether(inner) if proto == 0x6558 else inner)
+
+
+def _gre(inner: bytes, proto: int = 0x0800, flags: int = 0, fields: bytes = b"") -> bytes:
+    return struct.pack(">HH", flags, proto) + fields + inner
+
+
 # ---- edge cases, one by one ----------------------------------------------------
 
 CLIENT_HELLO = b"\x16\x03\x01\x00\x30\x01" + b"\x00" * 47
@@ -219,6 +237,42 @@ EDGES: dict[str, tuple[int, bytes]] = {
     "icmpv6 quoting udp": (229, _ipv6(_icmp(1, _ipv6(b"\x00" * 8, nh=17)), nh=58)),
     "icmpv4 in ipv6": (229, _ipv6(_icmp(3, _ipv4(_tcp())), nh=1)),
     "tcp hlen 4": (228, _ipv4(_tcp(hlen=4, payload=b"\x00" * 8))),
+    "vxlan 4789": (1, _ether(_ipv4(_udp(_vxlan(TCP_V4), 4789), proto=17))),
+    "vxlan 8472, ipv6 inside": (228, _ipv4(_udp(_vxlan(_ipv6(_tcp()), ethertype=0x86DD), 8472),
+                                         proto=17)),
+    "vxlan, tagged inner frame": (1, _ether(_ipv4(_udp(
+        struct.pack(">II", 0x08000000, 5 << 8) + _ether(TCP_V4, tags=(0x8100,)), 4789),
+        proto=17))),
+    "vxlan from port 4789, udp length short": (1, _ether(_ipv4(_udp(_vxlan(TCP_V4), 40000,
+                                                                    sport=4789, length=40),
+                                                               proto=17))),
+    "vxlan, udp length 7": (228, _ipv4(_udp(_vxlan(TCP_V4), 4789, length=7), proto=17)),
+    "geneve with options": (228, _ipv4(_udp(_geneve(TCP_V4, options=b"\x01" * 8), 6081),
+                                       proto=17)),
+    "geneve, ipv6 inside": (229, _ipv6(_udp(_geneve(_ipv6(_tcp()), proto=0x86DD), 6081), nh=17)),
+    "geneve, options past the end": (228, _ipv4(_udp(b"\x3f\x00\x65\x58" + b"\0" * 4 + TCP_V4,
+                                                     6081), proto=17)),
+    "gre, ipv4 inside": (228, _ipv4(_gre(TCP_V4), proto=47)),
+    "gre, checksum key sequence": (228, _ipv4(_gre(TCP_V4, flags=0xB000, fields=b"\x01" * 12),
+                                              proto=47)),
+    "gre, key, ethernet inside": (229, _ipv6(_gre(_ether(TCP_V4), 0x6558, 0x2000, b"\0\0\0\x09"),
+                                             nh=47)),
+    "gre version 1 ack": (228, _ipv4(_gre(TCP_V4, flags=0x3081, fields=b"\x02" * 12), proto=47)),
+    "gre routing present": (228, _ipv4(_gre(TCP_V4, flags=0x4000, fields=b"\0" * 8), proto=47)),
+    "gre, erspan": (228, _ipv4(_gre(TCP_V4, proto=0x88BE), proto=47)),
+    "ip-in-ip, ipv6 inside": (228, _ipv4(_ipv6(_tcp()), proto=4)),
+    "ipv6-in-ip": (229, _ipv6(_ipv6(_icmp(1, _ipv6(_tcp()))), nh=41)),
+    "ipv6-in-ip carrying ipv4": (228, _ipv4(TCP_V4, proto=41)),
+    "ip-in-ip, inner tso zero length": (228, _ipv4(_ipv4(_tcp(), total=0), proto=4)),
+    "five tunnels deep": (228, _ipv4(_ipv4(_ipv4(_ipv4(_ipv4(TCP_V4, proto=4), proto=4),
+                                                 proto=4), proto=4), proto=4)),
+    "icmp quoting vxlan": (228, _ipv4(_icmp(3, _ipv4(_udp(_vxlan(TCP_V4), 4789), proto=17)),
+                                      proto=1)),
+    "wireguard": (228, _ipv4(_udp(b"\x04\0\0\0" + b"\x11" * 28, 51820, sport=51820), proto=17)),
+    "esp": (229, _ipv6(b"\0\0\0\x05\0\0\0\x01" + b"\x22" * 16, nh=50)),
+    "esp in udp": (228, _ipv4(_udp(b"\0\0\0\x05\0\0\0\x01", 4500, sport=4500), proto=17)),
+    "ike on 4500": (228, _ipv4(_udp(b"\0\0\0\0\x01", 4500, sport=4500), proto=17)),
+    "esp in gre": (228, _ipv4(_gre(_ipv4(b"\0\0\0\x05" * 4, proto=50)), proto=47)),
 }
 
 
@@ -300,16 +354,57 @@ def _transport(draw: st.DrawFn, proto: int, depth: int) -> bytes:
                            hlen << 4 | draw(st.integers(0, 15)), draw(U8), draw(U16), 0, 0)
         return head + opts + payload
     if proto == 17:
-        return struct.pack(">HHHH", draw(U16), draw(U16), 8, 0) + draw(st.binary(max_size=8))
+        port = draw(_mostly(st.sampled_from([4789, 8472, 6081, 51820, 4500]), U16))
+        payload = draw(_tunnelled(port, depth))
+        ulen = draw(_mostly(st.just(8 + len(payload)), U16))
+        ports = [port, draw(_mostly(st.integers(32768, 65535), U16))]
+        if draw(st.booleans()):
+            ports.reverse()
+        return struct.pack(">HHHH", *ports, ulen, 0) + payload
+    if proto == 47:
+        flags = draw(_mostly(st.sampled_from([0, 0x2000, 0xB000, 0x8000, 0x1000, 0x3081, 0x4000]),
+                             U16))
+        fields = draw(st.binary(min_size=12, max_size=12))[: draw(st.sampled_from([0, 4, 8, 12]))]
+        et = draw(_mostly(st.sampled_from([0x6558, 0x0800, 0x86DD]), U16))
+        return struct.pack(">HH", flags, et) + fields + draw(_inside(et, depth))
+    if proto in (4, 41):
+        return draw(_inside(0x0800, depth))
     if proto in (1, 58):
         kinds = [3, 4, 5, 11, 12] if proto == 1 else [1, 2, 3, 4]
         kind = draw(_mostly(st.sampled_from(kinds), U8))
-        quote = draw(_network(depth + 1)) if depth < 1 else draw(st.binary(max_size=48))
+        quote = (draw(_network(MAX_FUZZ_DEPTH)) if depth < MAX_FUZZ_DEPTH
+                 else draw(st.binary(max_size=48)))
         return bytes([kind, draw(U8)]) + b"\x00" * 6 + quote
     return draw(st.binary(max_size=24))
 
 
-PROTOS = _mostly(st.sampled_from([6, 6, 6, 17, 1, 58]), U8)
+PROTOS = _mostly(st.sampled_from([6, 6, 6, 17, 1, 58, 47, 4, 41, 50]), U8)
+MAX_FUZZ_DEPTH = 5  # one more tunnel than decode follows
+
+
+@st.composite
+def _inside(draw: st.DrawFn, ethertype: int, depth: int) -> bytes:
+    """A tunnel's payload: an inner packet (in an Ethernet frame for 0x6558) or bytes."""
+    inner = draw(_network(depth + 1)) if depth < MAX_FUZZ_DEPTH else draw(st.binary(max_size=40))
+    if ethertype == 0x6558:
+        return _tagged(draw, b"\x02" * 14, 12) + inner
+    return inner
+
+
+@st.composite
+def _tunnelled(draw: st.DrawFn, port: int, depth: int) -> bytes:
+    """A UDP payload: a VXLAN/Geneve header and what it carries, or a few bytes."""
+    if port in (4789, 8472):
+        head = bytes([draw(U8), 0, 0, 0]) + draw(st.binary(min_size=4, max_size=4))
+        return head + draw(_inside(0x6558, depth))
+    if port == 6081:
+        units = draw(_mostly(st.integers(0, 3), st.integers(0, 63)))
+        et = draw(_mostly(st.sampled_from([0x6558, 0x0800, 0x86DD]), U16))
+        opts = draw(_mostly(st.binary(min_size=units * 4, max_size=units * 4),
+                            st.binary(max_size=12)))
+        head = struct.pack(">BBH", draw(st.integers(0, 3)) << 6 | units, 0, et)
+        return head + draw(st.binary(min_size=4, max_size=4)) + opts + draw(_inside(et, depth))
+    return draw(st.binary(max_size=12))
 
 
 @st.composite
