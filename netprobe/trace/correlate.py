@@ -27,6 +27,24 @@ class FlowKey:
 
 
 @dataclass(frozen=True)
+class Encapsulation:
+    """The overlay tunnel a capture saw the SYN in (VXLAN, Geneve, GRE, IP-in-IP)."""
+
+    kind: str
+    outer_source: str
+    """The sending node's address (the outer packet's source)."""
+    outer_destination: str
+    vni: int | None
+    """The VXLAN/Geneve VNI or GRE key."""
+    interface: str
+    """Where it was captured encapsulated (the node's NIC)."""
+
+    def __str__(self) -> str:
+        vni = f" VNI {self.vni}" if self.vni is not None else ""
+        return f"{self.kind.upper()}{vni} {self.outer_source} -> {self.outer_destination}"
+
+
+@dataclass(frozen=True)
 class Sighting:
     """What one node's capture shows of the connection."""
 
@@ -44,6 +62,8 @@ class Sighting:
     """`SRC:PORT -> DST:PORT` of the SYN here (what NAT made of the connection so far)."""
     server_payload: bool = False
     observed: bool = True
+    tunnel: Encapsulation | None = None
+    """The SYN as an overlay carried it between nodes, when this capture saw it so."""
 
     @property
     def seen(self) -> bool:
@@ -102,7 +122,23 @@ def sight(frame: Any, ifnames: dict[str, str], key: FlowKey, *,
                        quoted["icmp_code"], strict=True)),
         destination=str(syn["dst"].iloc[0]) if not syn.empty else None,
         addresses=_addresses(syn),
-        server_payload=server)
+        server_payload=server,
+        tunnel=_encapsulation(syn, ifnames))
+
+
+def _encapsulation(syn: Any, ifnames: dict[str, str]) -> Encapsulation | None:
+    """The first tunnelled copy of the SYN (its row is the inner packet; the outer one's
+    kind, addresses and VNI are in the `tunnel`, `outer_*` and `vni` columns)."""
+    if syn.empty or "tunnel" not in syn.columns:
+        return None
+    tunnelled = syn[[bool(kind) and kind == kind for kind in syn["tunnel"]]]  # "" / NaN: none
+    if tunnelled.empty:
+        return None
+    first = tunnelled.sort_values("time", kind="stable").iloc[0]
+    vni = first["vni"]
+    return Encapsulation(str(first["tunnel"]), str(first["outer_src"]), str(first["outer_dst"]),
+                         None if vni is None or vni != vni or vni < 0 else int(vni),
+                         _names(tunnelled.iloc[:1], ifnames)[0])
 
 
 def _addresses(syn: Any) -> str:

@@ -227,7 +227,7 @@ def _worker_hops(facts: PathFacts, cp: Sighting, worker: Sighting,
     hops = [Hop("network", "provider network", HopStatus.OK, detail="passed"),
             Hop("worker-ingress", ingress, HopStatus.OK, node, worker.syn_interfaces[0],
                 detail=f"SYN in to {worker.destination}", addresses=worker.addresses)]
-    reached_pod = facts.pod_in_node_netns or len(worker.syn_interfaces) > 1
+    reached_pod = facts.pod_in_node_netns or len(_past_ingress(worker)) > 0
     if not reached_pod and _connected(replay):  # the handshake proves it got there
         hops.append(Hop(pod_id, pod_label, HopStatus.UNOBSERVABLE, node,
                         detail=f"{MISSED} {node}'s capture did not see the pod's veth"))
@@ -244,6 +244,29 @@ def _worker_hops(facts: PathFacts, cp: Sighting, worker: Sighting,
         hops.append(Hop(pod_id, pod_label, HopStatus.OK, node, worker.syn_interfaces[-1],
                         detail="SYN delivered"))
     return hops
+
+
+def _past_ingress(worker: Sighting) -> tuple[str, ...]:
+    """The interfaces the SYN crossed on the endpoint's node after coming in: past its NIC
+    and, when it came inside an overlay, past the device that decapsulated it."""
+    return worker.syn_interfaces[2 if worker.tunnel is not None else 1:]
+
+
+def _overlay(facts: PathFacts, cp: Sighting, worker: Sighting) -> list[Hop]:
+    """The overlay tunnel between the nodes (Flannel's VXLAN, Cilium's Geneve, Calico's
+    IP-in-IP...), when a capture saw the SYN inside it: named, with its VNI and the nodes'
+    addresses. Whether the datagram arrived is the `network` hop's to say."""
+    tunnel = cp.tunnel or worker.tunnel
+    if tunnel is None:
+        return []
+    where = []
+    if cp.tunnel is not None:
+        where.append(f"encapsulated on {facts.apiserver_node}'s {cp.tunnel.interface}")
+    if worker.tunnel is not None:
+        where.append(f"received on {facts.endpoint_node}'s {worker.tunnel.interface}")
+    label = f"overlay ({tunnel})"
+    return [Hop("overlay", label, HopStatus.OK, detail="the SYN " + " and ".join(where),
+                addresses=str(tunnel))]
 
 
 def _connected(replay: ReplayResult) -> bool:
@@ -296,6 +319,7 @@ def build_hops(facts: PathFacts, replay: ReplayResult, cp: Sighting,
     hops.append(egress := _cp_egress(facts, cp, replay))
     if egress.status in (HopStatus.NOT_SEEN, HopStatus.DROPPED) and not (cp.resets or cp.icmp):
         return hops + [_skip(h, h) for h in ("network", "worker-ingress", "pod-veth", "webhook")]
+    hops += _overlay(facts, cp, worker)
     worker_hops = _worker_hops(facts, cp, worker, replay)
     hops += worker_hops
     if any(h.status in REFUSING or h.status is HopStatus.NOT_SEEN for h in worker_hops):

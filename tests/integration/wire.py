@@ -28,10 +28,11 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def trace_scenario(tmp_path: Path, scenario: str, *trace_args: str,
-                   proxy_mode: str = "iptables") -> subprocess.CompletedProcess[str]:
+                   proxy_mode: str = "iptables",
+                   lab_args: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     """Brings lab SCENARIO up, runs `netprobe trace TRACE_ARGS -o json` on its snapshot and
     netns map (the exit code is the caller's to judge), and takes the lab down."""
-    run_cli("lab", "up", scenario, "--proxy-mode", proxy_mode)
+    run_cli("lab", "up", scenario, "--proxy-mode", proxy_mode, *lab_args)
     try:
         snapshot = tmp_path / "snapshot.yaml"
         snapshot.write_text(run_cli("lab", "snapshot").stdout)

@@ -63,8 +63,9 @@ CALLS = [
         icmp=(IcmpInfo("10.0.1.11", 3, 1, 3.0),))), False),
 ]
 
-interfaces = st.lists(st.sampled_from(["npeth0", "npbr0", "veth1", "lo"]), max_size=3,
-                      unique=True).map(tuple)
+interfaces = st.lists(st.sampled_from(["npeth0", "flannel.1", "npbr0", "veth1", "lo"]),
+                      max_size=4, unique=True).map(tuple)
+VXLAN = correlate.Encapsulation("vxlan", "10.0.0.10", "10.0.1.11", 1, "npeth0")
 resets = st.lists(st.tuples(st.just("npeth0"), st.sampled_from(["10.244.1.5", "10.0.0.1"]),
                             st.sampled_from([62, 64])), max_size=1).map(tuple)
 icmps = st.lists(st.tuples(st.just("npeth0"), st.just("10.0.0.1"), st.just(3), st.just(1)),
@@ -72,7 +73,7 @@ icmps = st.lists(st.tuples(st.just("npeth0"), st.just("10.0.0.1"), st.just(3), s
 sightings = st.one_of(
     st.just(correlate.UNOBSERVED),
     st.builds(correlate.Sighting, syn_interfaces=interfaces, syn_count=st.integers(0, 3),
-              resets=resets, icmp=icmps))
+              resets=resets, icmp=icmps, tunnel=st.one_of(st.none(), st.just(VXLAN))))
 
 
 def _replay(evidence: Evidence, connected: bool) -> ReplayResult:
@@ -104,3 +105,27 @@ def test_the_hops_never_contradict_the_replay(call, cp, worker, local, host_netw
         assert all(h.status in (HopStatus.OK, HopStatus.UNOBSERVABLE) for h in path), path
     if verdict.phase in (Phase.TLS, Phase.HTTP):
         assert blame is not None and blame.hop == "webhook", (verdict, path)
+
+
+def _seen(*names: str, tunnel: correlate.Encapsulation | None = None) -> correlate.Sighting:
+    return correlate.Sighting(syn_interfaces=names, syn_count=1, tunnel=tunnel,
+                              destination="10.244.1.5")
+
+
+def test_the_overlay_is_a_hop_and_its_device_is_not_the_pods_veth() -> None:
+    stalled = _replay(Evidence(Failure.DIAL_STALL, early=True, packets=PacketSummary(
+        syn=3, syn_retransmissions=2, left_host=True)), False)
+    cp = _seen("flannel.1", "npeth0", tunnel=VXLAN)
+    # Decapsulated on flannel.1, never forwarded to the bridge: dropped before the pod.
+    dropped = hops.build_hops(FACTS, stalled, cp, _seen("npeth0", "flannel.1", tunnel=VXLAN))
+    by_id = {hop.id: hop for hop in dropped}
+    assert [h.id for h in dropped][2:4] == ["cp-egress", "overlay"]
+    assert by_id["overlay"].label == "overlay (VXLAN VNI 1 10.0.0.10 -> 10.0.1.11)"
+    assert "control-plane-1's npeth0" in by_id["overlay"].detail
+    assert by_id["pod-veth"].status is HopStatus.DROPPED
+    assert hops.culprit(dropped, FACTS, stalled).hop == "pod-veth"
+    delivered = hops.build_hops(FACTS, stalled, cp,
+                                _seen("npeth0", "flannel.1", "npbr0", "veth1", tunnel=VXLAN))
+    assert {h.id: h for h in delivered}["pod-veth"].status is HopStatus.OK
+    plain = hops.build_hops(FACTS, stalled, _seen("npeth0"), _seen("npeth0"))
+    assert "overlay" not in {h.id for h in plain}
