@@ -86,13 +86,12 @@ def flow_json(flows: Table, order: np.ndarray, native: bool | None = None) -> It
     from netprobe.analysis import flow_records
 
     compiled = _native.choose("jsonrows", native)
+    write = compiled.rows if compiled is not None else _join_rows
+    rec = flow_records(flows)  # addresses rendered once; the other columns are the table's own
     for lo in range(0, len(order), ROWS_PER_PIECE):
         rows = order[lo: lo + ROWS_PER_PIECE]
-        rec = flow_records({k: v[rows] for k, v in flows.items()})
-        columns = [_column(name, rec[name]) for name in FLOW_FIELDS]
-        body = (compiled.rows(columns, len(rows)) if compiled is not None
-                else _join_rows(columns, len(rows)))
-        yield (b"," if lo else b"") + body
+        columns = [_column(name, rec[name][rows]) for name in FLOW_FIELDS]
+        yield (b"," if lo else b"") + write(columns, len(rows))
 
 
 def _column(name: str, values: np.ndarray) -> Column:
