@@ -1,15 +1,17 @@
 /* netprobe._native.jsonrows: JSON objects, one per row, from columns.
  *
  * Owns: laying out `{"key":value,...}` per row, the rows joined by commas, from
- * columns whose values are already JSON text (tokens, or orjson's dump of a
- * numeric array) or int64 arrays (written in decimal, negative values as null
- * where asked). Mirrors netprobe.present.flowjson._join_rows byte for byte.
- * Must not: escape strings or format floats (orjson does, in Python, once per
- * distinct value or per column), nor choose keys, order or null rules.
+ * int64 arrays (written in decimal, negative values as null where asked),
+ * orjson's dump of a numeric array, or Python objects encoded by a callable
+ * (orjson.dumps), strings and None once per distinct value thanks to a cache
+ * that the caller keeps from call to call. Mirrors
+ * netprobe.present.flowjson._join_rows byte for byte.
+ * Must not: escape strings or format floats (the callable and orjson do), nor
+ * choose keys, order or null rules.
  */
 #include "buffers.h"
 
-enum { INT = 0, TOKENS = 1, NUMBERS = 2 };
+enum { INT = 0, OBJECTS = 1, NUMBERS = 2 };
 #define INT_CHARS 20 /* "-9223372036854775808" */
 
 typedef struct {
@@ -18,7 +20,7 @@ typedef struct {
     int kind;
     int null_negative;     /* INT: a negative value is written null */
     np_buf ints;           /* INT: n int64 */
-    PyObject *tokens;      /* TOKENS: a list of n bytes (borrowed from `data`) */
+    PyObject *tokens;      /* OBJECTS: a list of n bytes, the JSON of each object (owned) */
     const char *text;      /* NUMBERS: n tokens joined by commas */
     Py_ssize_t text_len;
 } column;
@@ -47,12 +49,63 @@ static char *write_int(char *out, int64_t v, int null_negative)
     return out;
 }
 
+/* The JSON of one object: from `cache` when it is a str or None (encoded once, then
+ * kept there), else from `encode` every time (in a dict, 1, 1.0 and True would be
+ * one key). A new reference, or NULL with an exception. */
+static PyObject *encode_one(PyObject *item, PyObject *cache, PyObject *encode)
+{
+    int cached = PyUnicode_Check(item) || item == Py_None;
+    PyObject *token = cached ? PyDict_GetItemWithError(cache, item) : NULL;
+    if (token != NULL)
+        return Py_NewRef(token);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_INCREF(item); /* encode may run any code */
+    token = PyObject_CallOneArg(encode, item);
+    if (token != NULL && !PyBytes_Check(token)) {
+        PyErr_SetString(PyExc_TypeError, "object column: encode must return bytes");
+        Py_CLEAR(token);
+    }
+    if (token != NULL && cached && PyDict_SetItem(cache, item, token) < 0)
+        Py_CLEAR(token);
+    Py_DECREF(item);
+    return token;
+}
+
+/* `(objects, cache, encode)` (a list of n objects, a dict, a callable) to a new list of
+ * n bytes, the JSON of each object. */
+static PyObject *encode_objects(PyObject *data, Py_ssize_t n)
+{
+    PyObject *objects, *cache, *encode;
+    if (!PyTuple_Check(data))
+        return PyErr_Format(PyExc_TypeError, "object column: expected (objects, cache, encode)");
+    if (!PyArg_ParseTuple(data, "O!O!O", &PyList_Type, &objects, &PyDict_Type, &cache, &encode))
+        return NULL;
+    if (PyList_GET_SIZE(objects) != n)
+        return PyErr_Format(PyExc_ValueError, "object column: expected %zd objects", n);
+    PyObject *tokens = PyList_New(n);
+    for (Py_ssize_t i = 0; tokens != NULL && i < n; i++) {
+        PyObject *token = i < PyList_GET_SIZE(objects)  /* encode may shorten the list */
+            ? encode_one(PyList_GET_ITEM(objects, i), cache, encode)
+            : PyErr_Format(PyExc_ValueError, "object column: the list changed");
+        if (token == NULL)
+            Py_CLEAR(tokens);
+        else
+            PyList_SET_ITEM(tokens, i, token);
+    }
+    return tokens;
+}
+
 /* Read one `(key, kind, data, null_negative)` tuple into `c`; adds to `*size` the
  * most its values can take. Sets an exception and returns -1 when `data` does not
  * hold exactly n values of its kind. */
 static int get_column(PyObject *spec, column *c, Py_ssize_t n, Py_ssize_t *size)
 {
     PyObject *data;
+    if (!PyTuple_Check(spec)) {
+        PyErr_SetString(PyExc_TypeError, "columns: expected (key, kind, data, null_negative)");
+        return -1;
+    }
     if (!PyArg_ParseTuple(spec, "y#iOp", &c->key, &c->key_len, &c->kind, &data,
                           &c->null_negative))
         return -1;
@@ -61,20 +114,11 @@ static int get_column(PyObject *spec, column *c, Py_ssize_t n, Py_ssize_t *size)
         *size += INT_CHARS * n; /* at most: the bytes are cut to size at the end */
         return np_get(data, &c->ints, 8, n, 0, "int column");
     }
-    if (c->kind == TOKENS) {
-        if (!PyList_Check(data) || PyList_GET_SIZE(data) != n) {
-            PyErr_Format(PyExc_ValueError, "token column: expected a list of %zd bytes", n);
+    if (c->kind == OBJECTS) {
+        if ((c->tokens = encode_objects(data, n)) == NULL)
             return -1;
-        }
-        for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *token = PyList_GET_ITEM(data, i);
-            if (!PyBytes_Check(token)) {
-                PyErr_SetString(PyExc_TypeError, "token column: expected bytes tokens");
-                return -1;
-            }
-            *size += PyBytes_GET_SIZE(token);
-        }
-        c->tokens = data;
+        for (Py_ssize_t i = 0; i < n; i++)
+            *size += PyBytes_GET_SIZE(PyList_GET_ITEM(c->tokens, i));
         return 0;
     }
     if (c->kind == NUMBERS) {
@@ -114,7 +158,7 @@ static char *write_rows(char *out, column *cols, Py_ssize_t ncols, Py_ssize_t n)
             out += c->key_len;
             if (c->kind == INT) {
                 out = write_int(out, NP_PTR(c->ints, int64_t)[i], c->null_negative);
-            } else if (c->kind == TOKENS) {
+            } else if (c->kind == OBJECTS) {
                 PyObject *token = PyList_GET_ITEM(c->tokens, i);
                 memcpy(out, PyBytes_AS_STRING(token), (size_t)PyBytes_GET_SIZE(token));
                 out += PyBytes_GET_SIZE(token);
@@ -138,9 +182,11 @@ PyDoc_STRVAR(rows_doc,
 "n JSON objects joined by commas, without brackets. `columns` is a list of\n"
 "(key, kind, data, null_negative): key is the bytes `\"name\":`; kind 0: data\n"
 "holds n int64 (written in decimal, null when negative and null_negative);\n"
-"kind 1: data is a list of n bytes, each one JSON value; kind 2: data is bytes,\n"
-"n JSON numbers (or null) joined by commas. Raises ValueError or TypeError when\n"
-"a column does not hold n values of its kind.");
+"kind 1: data is (objects, cache, encode), a list of n objects, a dict and a\n"
+"callable giving the JSON bytes of an object; the JSON of a str or None is\n"
+"taken from the cache, or encoded and added to it; kind 2: data is bytes, n\n"
+"JSON numbers (or null) joined by commas. Raises ValueError or TypeError when\n"
+"a column does not hold n values of its kind; what encode raises.");
 
 static PyObject *rows(PyObject *self, PyObject *args)
 {
@@ -168,8 +214,10 @@ static PyObject *rows(PyObject *self, PyObject *args)
     char *start = PyBytes_AS_STRING(result);
     _PyBytes_Resize(&result, write_rows(start, cols, ncols, n) - start); /* NULL if it fails */
 done:
-    for (Py_ssize_t j = 0; cols != NULL && j < ncols; j++)
+    for (Py_ssize_t j = 0; cols != NULL && j < ncols; j++) {
         np_release(&cols[j].ints);
+        Py_XDECREF(cols[j].tokens);
+    }
     PyMem_Free(cols);
     Py_DECREF(fast);
     return result;

@@ -40,7 +40,7 @@ _ADDRS = ("src", "dst", "q_src", "q_dst")
 
 def addresses(hi: np.ndarray, lo: np.ndarray, version: np.ndarray) -> np.ndarray:
     """Render (hi, lo) address pairs as strings ('' where `version` is 0)."""
-    hi, lo, version = (np.asarray(c).astype(np.uint64) for c in (hi, lo, version))
+    hi, lo, version = (np.asarray(c, dtype=np.uint64) for c in (hi, lo, version))
     first, inverse = _distinct_rows(hi, lo, version)
     names = np.asarray([_address(int(hi[i]), int(lo[i]), int(version[i])) for i in first],
                        dtype=object)

@@ -46,9 +46,9 @@ ROWS_PER_PIECE = 4096
 """Flows written at a time: bounds memory on huge captures (about 2.5 MB of JSON)."""
 
 # Column kinds of netprobe._native.jsonrows.rows
-INT, TOKENS, NUMBERS = 0, 1, 2
+INT, OBJECTS, NUMBERS = 0, 1, 2
 Column = tuple[bytes, int, Any, bool]
-"""(b'"name":', kind, values, negative is null)"""
+"""(b'"name":', kind, values, negative is null): see `jsonrows.rows`."""
 
 
 def flow_order(flows: Table, limit: int = 0) -> np.ndarray:
@@ -77,7 +77,7 @@ def flow_dicts(flows: Table, order: np.ndarray) -> list[dict[str, Any]]:
 
 
 def flow_json(flows: Table, order: np.ndarray, native: bool | None = None) -> Iterator[bytes]:
-    """The JSON objects of the flows at rows `order`, a piece at a time, joined by commas.
+    """The JSON objects of the flows at rows `order`, a piece at a time, and commas between.
 
     Joined, the pieces are the inside of the `flows` array: the bytes of
     `orjson.dumps(flow_dicts(flows, order))` without its brackets.
@@ -88,14 +88,19 @@ def flow_json(flows: Table, order: np.ndarray, native: bool | None = None) -> It
     compiled = _native.choose("jsonrows", native)
     write = compiled.rows if compiled is not None else _join_rows
     rec = flow_records(flows)  # addresses rendered once; the other columns are the table's own
+    # the JSON of each distinct string, per field, encoded once for all pieces
+    caches: dict[str, dict[Any, bytes]] = {
+        name: {"": b"null"} if name in NULL_IF_EMPTY else {} for name in FLOW_FIELDS}
     for lo in range(0, len(order), ROWS_PER_PIECE):
         rows = order[lo: lo + ROWS_PER_PIECE]
-        columns = [_column(name, rec[name][rows]) for name in FLOW_FIELDS]
-        yield (b"," if lo else b"") + write(columns, len(rows))
+        columns = [_column(name, rec[name][rows], caches[name]) for name in FLOW_FIELDS]
+        if lo:
+            yield b","  # its own piece: adding it to the next would copy that one
+        yield write(columns, len(rows))
 
 
-def _column(name: str, values: np.ndarray) -> Column:
-    """One field of every row, encoded for `jsonrows.rows`."""
+def _column(name: str, values: np.ndarray, cache: dict[Any, bytes]) -> Column:
+    """One field of some flows, encoded for `jsonrows.rows`."""
     key = orjson.dumps(name) + b":"
     kind, size = values.dtype.kind, values.dtype.itemsize
     if kind == "i" or (kind == "u" and size < 8):
@@ -103,19 +108,26 @@ def _column(name: str, values: np.ndarray) -> Column:
     if kind in "buf":  # by orjson, the whole column at once: NaN and inf are null
         array = np.ascontiguousarray(values, np.float64 if kind == "f" else None)
         return key, NUMBERS, orjson.dumps(array, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1], False
-    return key, TOKENS, _tokens(values.tolist(), name in NULL_IF_EMPTY), False
+    return key, OBJECTS, (values.tolist(), cache, orjson.dumps), False
 
 
-def _tokens(values: list[Any], empty_is_null: bool) -> list[bytes]:
-    """Each value as JSON; strings are encoded once per distinct value (they repeat)."""
+def _tokens(values: list[Any], cache: dict[Any, bytes], encode: Any) -> list[bytes]:
+    """Python twin of the object columns of `jsonrows.rows`: each value's JSON, from
+    `cache` for strings and None (added when missing), else `encode`d every time."""
     distinct = _distinct_strings(values)
-    if distinct is not None:
-        encoded = {v: orjson.dumps(v) for v in distinct}
-        if empty_is_null and "" in encoded:
-            encoded[""] = b"null"
-        return list(map(encoded.__getitem__, values))
-    return [b"null" if empty_is_null and isinstance(v, str) and not v else orjson.dumps(v)
-            for v in values]
+    if distinct is None:
+        return [_encode_one(v, cache, encode) for v in values]
+    for value in distinct - cache.keys():
+        cache[value] = encode(value)
+    return list(map(cache.__getitem__, values))
+
+
+def _encode_one(value: Any, cache: dict[Any, bytes], encode: Any) -> bytes:
+    if not isinstance(value, str) and value is not None:
+        return bytes(encode(value))  # not cached: a dict keeps one of 1, 1.0 and True
+    if value not in cache:
+        cache[value] = encode(value)
+    return cache[value]
 
 
 def _distinct_strings(values: list[Any]) -> set[str | None] | None:
@@ -125,7 +137,7 @@ def _distinct_strings(values: list[Any]) -> set[str | None] | None:
         distinct = set(values)
     except TypeError:
         return None
-    return distinct if all(type(v) is str or v is None for v in distinct) else None
+    return distinct if all(isinstance(v, str) or v is None for v in distinct) else None
 
 
 def _join_rows(columns: list[Column], n: int) -> bytes:
@@ -144,8 +156,8 @@ def _join_rows(columns: list[Column], n: int) -> bytes:
 
 def _values(kind: int, data: Any, null_negative: bool, n: int) -> list[bytes]:
     """The JSON text of each value of one column (see `Column`)."""
-    if kind == TOKENS:
-        return list(data)
+    if kind == OBJECTS:
+        return _tokens(*data)
     if kind == NUMBERS:
         return data.split(b",") if n else []
     text = orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",") if n else []

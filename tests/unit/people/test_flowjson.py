@@ -136,7 +136,7 @@ def test_a_new_column_of_any_dtype(base: flowjson.Table,
     extra = {
         "vni": np.array([-1, 0, 4096, 2**24 - 1], np.int32),
         "tunnel": np.array(["", "vxlan", "gre", "geneve"], dtype="U8"),
-        "outer": np.array(["", "10.0.0.1", "fd00::ü", "\n"], dtype=object),
+        "outer": np.array([np.str_(""), "10.0.0.1", "fd00::ü", "\n"], dtype=object),
         "encapsulated": np.array([True, False, True, False]),
         "big": np.array([0, 1, 2**64 - 1, 2**63], np.uint64),
         "small": np.array([0, 255, 7, 1], np.uint8),
@@ -183,18 +183,32 @@ def test_generated_columns(base: flowjson.Table, data: st.DataObject) -> None:
     assert_same_json(flows, order)
 
 
+def _shortening(objects: list[Any]) -> Any:
+    def encode(value: Any) -> bytes:
+        objects.clear()
+        return orjson.dumps(value)
+    return encode
+
+
+SHORTENED: list[Any] = [1.5, 2.5]
+
+
 @pytest.mark.skipif(_native.module("jsonrows") is None, reason="jsonrows not built")
 @pytest.mark.parametrize(("columns", "n", "error"), [
     ([(b'"a":', 0, np.zeros(3, np.int64), False)], 2, ValueError),
     ([(b'"a":', 0, np.zeros(2, np.int32), False)], 2, TypeError),
-    ([(b'"a":', 1, [b"1"], False)], 2, ValueError),
-    ([(b'"a":', 1, [b"1", "2"], False)], 2, TypeError),
+    ([(b'"a":', 1, (["x"], {}, orjson.dumps), False)], 2, ValueError),
+    ([(b'"a":', 1, ["x", "y"], False)], 2, TypeError),
+    ([(b'"a":', 1, (["x", "y"], {}, str), False)], 2, TypeError),  # encode gives no bytes
+    ([(b'"a":', 1, ([{1}], {}, orjson.dumps), False)], 1, TypeError),  # encode raises
+    ([(b'"a":', 1, (SHORTENED, {}, _shortening(SHORTENED)), False)], 2, ValueError),
     ([(b'"a":', 2, b"1,2,3", False)], 2, ValueError),
     ([(b'"a":', 2, b"1", False)], 2, ValueError),
     ([(b'"a":', 2, b"1", False)], 0, ValueError),
     ([(b'"a":', 2, "1,2", False)], 2, TypeError),
     ([(b'"a":', 7, b"", False)], 0, ValueError),
     ([(b'"a":', 0, np.zeros(2, np.int64))], 2, TypeError),
+    ([[b'"a":', 0, np.zeros(2, np.int64), False]], 2, TypeError),
     ([], -1, ValueError),
 ])
 def test_compiled_rows_refuse_bad_columns(columns: list[Any], n: int,
@@ -202,6 +216,28 @@ def test_compiled_rows_refuse_bad_columns(columns: list[Any], n: int,
     rows = _native.module("jsonrows").rows  # type: ignore[union-attr]
     with pytest.raises(error):
         rows(columns, n)
+
+
+def test_object_columns_encode_each_string_once() -> None:
+    """The cache is kept from piece to piece: a string is encoded once; other objects
+    every time (a dict would take 1 for True)."""
+    calls: list[Any] = []
+
+    def encode(value: Any) -> bytes:
+        calls.append(value)
+        return orjson.dumps(value)
+
+    modules = [_native.module("jsonrows")] if _native.module("jsonrows") else []
+    for rows in [m.rows for m in modules] + [flowjson._join_rows]:  # type: ignore[union-attr]
+        calls.clear()
+        cache: dict[Any, bytes] = {"": b"null"}
+        for _ in range(2):
+            column = (b'"a":', flowjson.OBJECTS, (["x", "", None, 1, True, "x"], cache, encode),
+                      False)
+            assert rows([column], 6) == (b'{"a":"x"},{"a":null},{"a":null},{"a":1},{"a":true},'
+                                         b'{"a":"x"}')
+        assert calls.count("x") == 1 and calls.count(None) == 1 and "" not in calls
+        assert [c for c in calls if c == 1] == [1, True, 1, True]
 
 
 def _document(paths: list[str]) -> dict[str, Any]:
