@@ -61,12 +61,27 @@ def _analyse(path: str, kept: list[Any] | None = None) -> tuple[dict[str, Any], 
 def _write_json_report(report: dict[str, Any], analysis: Any | None, first: bool) -> None:
     """One element of `captures`, its flows written from the flow table a piece at a time."""
     head = {k: report[k] for k in ("path", "error", "warnings", "totals")}
-    click.echo((b"" if first else b",") + orjson.dumps(head)[:-1] + b',"flows":[', nl=False)
+    click.echo((b"" if first else b",") + _dumps(head)[:-1] + b',"flows":[', nl=False)
     if analysis is not None:
         for piece in flowjson.flow_json(analysis.flows, flowjson.flow_order(analysis.flows)):
             click.echo(piece, nl=False)
     tail = {k: report[k] for k in ("flow_count", "failed", "damaged")}
     click.echo(b"]," + orjson.dumps(tail)[1:], nl=False)
+
+
+def _dumps(head: dict[str, Any]) -> bytes:
+    """orjson's JSON of `head`; the json module's when a path is not valid UTF-8.
+
+    Python keeps such a file name's bytes as lone surrogates, which orjson
+    refuses; json writes them as `\\udcXX` escapes, which Python reads back
+    as the same name (`os.fsencode`).
+    """
+    try:
+        return orjson.dumps(head)
+    except TypeError:
+        import json
+
+        return json.dumps(head, separators=(",", ":")).encode()
 
 
 def _failed(result: Any) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -276,3 +277,14 @@ def test_whole_document(tmp_path: Path) -> None:
     assert doc["captures"][1]["damaged"] and doc["captures"][3]["error"]
     assert list(doc["captures"][0]) == ["path", "error", "warnings", "totals", "flows",
                                         "flow_count", "failed", "damaged"]
+
+
+def test_a_file_name_that_is_not_utf8(tmp_path: Path) -> None:
+    """Its bytes come back as Python read them (\\udcXX escapes), instead of exit 3."""
+    name = os.fsdecode(bytes(tmp_path) + b"/caf\xe9 \xff.pcap")
+    Path(name).write_bytes(craft.write_pcap(tmp_path / "all.pcap", craft.everything()).read_bytes())
+    done = CliRunner().invoke(cli, ["analyze", "-o", "json", name])
+    assert done.exit_code == 1, done.output
+    capture = json.loads(done.stdout)["captures"][0]
+    assert os.fsencode(capture["path"]) == os.fsencode(name)
+    assert typed(capture["flows"]) == typed(_document([name])["captures"][0]["flows"])
