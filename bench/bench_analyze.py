@@ -1,7 +1,7 @@
 """Benchmark `netprobe analyze` against tshark and a scapy loop (prints figures; not a test).
 
 Usage: PYTHONPATH=. python bench/bench_analyze.py [--packets 1000000] [--keep FILE [--reuse]]
-           [--runs 3]
+           [--runs 3] [--text-vs-json [--before TREE]]
 
 1. Writes a capture of realistic TCP traffic with numpy from per-connection
    byte templates (TLS connections, refusals, unanswered SYNs with
@@ -10,6 +10,13 @@ Usage: PYTHONPATH=. python bench/bench_analyze.py [--packets 1000000] [--keep FI
    `python -m netprobe analyze FILE` (interpreter start included), a tshark
    field extraction of the same totals (counted afterwards, not timed), and a
    scapy `PcapReader` loop over a subset, extrapolated to the whole file.
+
+With `--text-vs-json`, only `analyze` and `analyze -o json`, run in turns
+(median of `--runs` each, wall time and peak RSS, and their ratios), also for
+another source tree given by `--before` (e.g. `git archive main | tar -x -C
+DIR`, then `scripts/build_native.sh` there), then the JSON writers of the
+flows timed in one process: the dicts and orjson of before, the columnar
+writer in Python and compiled, and pandas' `to_json`.
 """
 
 from __future__ import annotations
@@ -168,16 +175,22 @@ def _peer_next(steps: list[Step], j: int, from_client: bool) -> int:
     return best
 
 
-def measure(cmd: list[str], native: str = "1") -> tuple[float, float]:
+# Children keep their bytecode as an installed netprobe does: with PYTHONDONTWRITEBYTECODE
+# set, each run would compile every module again (about 30 ms).
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def measure(cmd: list[str], native: str = "1", root: Path = ROOT) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one child process, from /usr/bin/time.
 
     /usr/bin/time forks the command from a small process, so the peak RSS is
     the command's own (a child forked straight from this big generator
-    process would report the generator's memory).
+    process would report the generator's memory). It runs in `root`, whose
+    netprobe is imported (`python -m` puts the working folder first).
     """
     proc = subprocess.run(["/usr/bin/time", "-f", "%e %M", *cmd], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, check=False,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "NETPROBE_NATIVE": native})
+                          stderr=subprocess.PIPE, text=True, check=False, cwd=root,
+                          env={**CHILD_ENV, "PYTHONPATH": str(root), "NETPROBE_NATIVE": native})
     wall, rss_kb = proc.stderr.strip().splitlines()[-1].split()
     return float(wall), int(rss_kb) / 1024
 
@@ -246,6 +259,79 @@ def stages(path: Path, runs: int) -> None:
               + f"  (sum {sum(medians):.2f} s)")
 
 
+def text_vs_json(path: Path, runs: int, before: Path | None) -> None:
+    """`analyze` and `analyze -o json`, whole process, in turns: medians and ratios."""
+    trees = [("this tree", ROOT)] + ([(f"before ({before})", before)] if before else [])
+    got: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for _ in range(runs):
+        for label, root in trees:
+            for output in ("text", "json"):
+                cmd = [sys.executable, "-m", "netprobe", "analyze", "-o", output,
+                       str(path.resolve())]
+                got.setdefault((label, output), []).append(measure(cmd, root=root))
+    print(f"text vs json, whole process, median of {runs} (in turns):")
+    print(f"{'tree':40} {'text s':>7} {'json s':>7} {'ratio':>6} {'text MB':>8} {'json MB':>8}"
+          f" {'ratio':>6}")
+    for label, _ in trees:
+        text, json = got[(label, "text")], got[(label, "json")]
+        t_wall, j_wall = (float(np.median([w for w, _ in r])) for r in (text, json))
+        t_rss, j_rss = (float(np.median([m for _, m in r])) for r in (text, json))
+        print(f"{label:40} {t_wall:>7.2f} {j_wall:>7.2f} {j_wall / t_wall:>5.2f}x {t_rss:>8.0f}"
+              f" {j_rss:>8.0f} {j_rss / t_rss:>5.2f}x")
+
+
+WRITERS = r"""
+import json, sys, time
+import numpy as np, orjson
+from netprobe.analysis import flow_records, pipeline
+from netprobe.present import flowjson
+result = pipeline.analyse(sys.argv[1])
+runs = int(sys.argv[2])
+flows = result.flows
+order = flowjson.flow_order(flows)
+reference = orjson.dumps(flowjson.flow_dicts(flows, order))[1:-1]
+
+def before():  # analyze -o json until the columnar writer: dicts of 4096 flows, orjson
+    return b",".join(orjson.dumps(flowjson.flow_dicts(flows, order[lo: lo + 4096]))[1:-1]
+                     for lo in range(0, len(order), 4096))
+
+def columns(native):
+    return lambda: b"".join(flowjson.flow_json(flows, order, native=native))
+
+def pandas_to_json():  # pandas' own writer, absent values made null as flow_dicts does
+    rec = flow_records({k: v[order] for k, v in flows.items()})
+    frame = pd.DataFrame({k: rec[k] for k in flowjson.FLOW_FIELDS})
+    for name in flowjson.NULL_IF_NEGATIVE:
+        frame[name] = frame[name].astype("Int64").mask(frame[name] < 0)
+    frame["icmp_from"] = frame["icmp_from"].mask(frame["icmp_from"] == "")
+    return frame.to_json(orient="records", double_precision=15).encode()[1:-1]
+
+t = time.perf_counter()
+import pandas as pd
+pandas_import = time.perf_counter() - t
+writers = [("dicts + orjson (before)", before), ("columns, Python join", columns(False)),
+           ("columns, compiled (jsonrows)", columns(True)), ("pandas to_json", pandas_to_json)]
+print(f"JSON of {len(order)} flows ({len(reference) / 1e6:.0f} MB) in one process, "
+      f"median of {runs}:")
+for label, fn in writers:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    values = json.loads(b"[" + out + b"]") == json.loads(b"[" + reference + b"]")
+    same = "same bytes" if out == reference else "same values" if values else "values differ"
+    extra = f" (+ {pandas_import:.2f} s to import pandas)" if "pandas" in label else ""
+    print(f"  {label:30} {np.median(times):6.3f} s  {same}{extra}")
+"""
+
+
+def writers(path: Path, runs: int) -> None:
+    """The JSON writers of the flows, timed in one process (see WRITERS)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", WRITERS, str(path), str(runs)], env=env, check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--packets", type=int, default=1_000_000)
@@ -255,9 +341,12 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true",
                         help="with --keep: reuse that file if it exists")
     parser.add_argument("--runs", type=int, default=3, help="runs per netprobe figure (median)")
+    parser.add_argument("--text-vs-json", action="store_true",
+                        help="only analyze and analyze -o json, in turns, and the JSON writers")
+    parser.add_argument("--before", type=Path, help="with --text-vs-json: also this source tree")
     args = parser.parse_args()
     tmp = tempfile.TemporaryDirectory()
-    path = args.keep or Path(tmp.name) / "bench.pcap"
+    path = (args.keep or Path(tmp.name) / "bench.pcap").resolve()
     t0 = time.perf_counter()
     if args.reuse and path.exists():
         from netprobe.analysis import totals
@@ -268,6 +357,10 @@ def main() -> None:
         n = generate(path, args.packets)
         print(f"generated {n} packets ({path.stat().st_size / 1e6:.0f} MB) in "
               f"{time.perf_counter() - t0:.1f} s: {path}")
+    if args.text_vs_json:
+        text_vs_json(path, args.runs, args.before)
+        writers(path, args.runs)
+        return
     py = sys.executable
     rows = []
     for label, extra, native in (("netprobe analyze (text)", [], "1"),

@@ -1,7 +1,7 @@
 """Compiled fast paths of the capture analysis, with the numpy code as reference.
 
-Owns: finding the compiled modules (`pcap`, `pcapng`, `decode`, `tcp`, `flows`, built
-from the `.c` files next to this one by `pip install`) and the switch
+Owns: finding the compiled modules (`pcap`, `pcapng`, `decode`, `tcp`, `flows`,
+`jsonrows`, built from the `.c` files next to this one by `pip install`) and the switch
 `NETPROBE_NATIVE=0` that turns them off. Each compiled function gives
 exactly the result of the numpy function it replaces; tests check that on
 every capture they read.
@@ -14,7 +14,7 @@ import importlib
 import os
 from types import ModuleType
 
-NAMES = ("pcap", "pcapng", "decode", "tcp", "flows")
+NAMES = ("pcap", "pcapng", "decode", "tcp", "flows", "jsonrows")
 
 
 def enabled() -> bool:

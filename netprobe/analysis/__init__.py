@@ -52,17 +52,43 @@ def addresses(hi: np.ndarray, lo: np.ndarray, version: np.ndarray) -> np.ndarray
     """Render (hi, lo) address pairs as strings ('' where `version` is 0)."""
     if not version.any():  # e.g. the outer addresses of a capture without tunnels
         return np.full(len(version), "", dtype=object)
-    pairs = np.stack([hi.astype(np.uint64), lo.astype(np.uint64), version.astype(np.uint64)], 1)
-    uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
-    names = []
-    for high, low, v in uniq:
-        if v == 4:
-            names.append(str(ipaddress.IPv4Address(int(low) & 0xFFFFFFFF)))
-        elif v == 6:
-            names.append(str(ipaddress.IPv6Address((int(high) << 64) | int(low))))
-        else:
-            names.append("")
-    return np.asarray(names, dtype=object)[inv.ravel()]
+    hi, lo, version = (np.asarray(c, dtype=np.uint64) for c in (hi, lo, version))
+    first, inverse = _distinct_rows(hi, lo, version)
+    names = np.asarray([_address(int(hi[i]), int(lo[i]), int(version[i])) for i in first],
+                       dtype=object)
+    rendered: np.ndarray = names[inverse]
+    return rendered
+
+
+def _address(high: int, low: int, version: int) -> str:
+    if version == 4:
+        return str(ipaddress.IPv4Address(low & 0xFFFFFFFF))
+    if version == 6:
+        return str(ipaddress.IPv6Address((high << 64) | low))
+    return ""
+
+
+KEY_LIMIT = 2**62
+"""`_distinct_rows` keeps its combined key below this (int64, never overflows)."""
+
+
+def _distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A row of each distinct tuple of `columns`, and each row's tuple number.
+
+    One 1-D `np.unique` per column, combined into one int64 key: about 40
+    times faster than `np.unique(axis=0)`, which compares rows as raw bytes.
+    """
+    key = np.zeros(len(columns[0]), np.int64)
+    span = 1
+    for column in columns:
+        values, inverse = np.unique(column, return_inverse=True)
+        if span * len(values) >= KEY_LIMIT:  # renumber the key first: it stays below n * n
+            key = np.unique(key, return_inverse=True)[1].astype(np.int64)
+            span = int(key.max()) + 1
+        key = key * len(values) + inverse.ravel()
+        span *= max(len(values), 1)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return first, inverse.ravel()
 
 
 def split_addresses(names: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -13,69 +13,27 @@ from collections.abc import Iterator
 from typing import Any
 
 import click
-import numpy as np
 import orjson
 
 from netprobe.core import errors, settings
 from netprobe.core.exits import ExitCode, diagnosed
+from netprobe.present import flowjson
 
 JSON_VERSION = 1
-FLOW_FIELDS = (
-    "stream", "client", "client_port", "server", "server_port", "ip", "tunnel", "outer_client",
-    "outer_server", "vni", "first_time",
-    "last_time", "packets", "client_bytes", "server_bytes", "syn", "syn_retransmissions",
-    "synack", "data_retransmissions", "handshake_rtt", "rst_client", "rst_server", "rst_ttl",
-    "fin_client", "fin_server", "icmp_errors", "icmp_type", "icmp_code", "icmp_from",
-    "icmp_ttl", "client_hello", "server_hello", "tls_alerts", "alert_description",
-    "verdict", "reason",
-)
-
-
-NULL_IF_NEGATIVE = frozenset({"rst_ttl", "icmp_type", "icmp_code", "icmp_ttl", "alert_description",
-                              "vni"})
-NULL_IF_EMPTY = frozenset({"icmp_from", "tunnel", "outer_client", "outer_server"})
-
-
-JSON_ROWS_PER_PIECE = 4096  # flows rendered at a time: bounds memory on huge captures
-
-
-def _flow_order(analysis: Any, limit: int) -> np.ndarray:
-    """Flow rows, suspicious first then by stream; only the first `limit` (0: all)."""
-    from netprobe.core import rules
-
-    f = analysis.flows
-    return np.lexsort((f["stream"], rules.severity(f["verdict"])))[: limit or None]
-
-
-def _flow_rows(analysis: Any, order: np.ndarray) -> list[dict[str, Any]]:
-    """The flows at rows `order` as JSON-ready dicts."""
-    from netprobe.analysis import flow_records
-
-    rec = flow_records({k: v[order] for k, v in analysis.flows.items()})
-    columns = []
-    for name in FLOW_FIELDS:
-        values = rec[name]
-        if values.dtype.kind == "f":
-            values = np.where(np.isnan(values), None, values.astype(object))
-        elif name in NULL_IF_NEGATIVE:
-            values = np.where(values < 0, None, values.astype(object))
-        elif name in NULL_IF_EMPTY:
-            values = np.where(values == "", None, values)
-        columns.append(values.tolist())
-    return [dict(zip(FLOW_FIELDS, row, strict=True)) for row in zip(*columns, strict=True)]
+TEXT_ROWS_PER_PIECE = 4096  # flows turned into dicts at a time (--limit 0 on a huge capture)
 
 
 def _flow_pieces(analysis: Any | None, limit: int,
                  dissection: Any | None = None) -> Iterator[list[dict[str, Any]]]:
-    """The flows of an analysis as JSON-ready dicts, a piece at a time, suspicious first.
+    """The flows of an analysis as dicts, a piece at a time, suspicious first.
 
     With a DISSECTION (`--dissect`), each flow has a `wireshark` field (null if not dissected).
     """
     if analysis is None:
         return
-    order = _flow_order(analysis, limit)
-    for lo in range(0, len(order), JSON_ROWS_PER_PIECE):
-        rows = _flow_rows(analysis, order[lo: lo + JSON_ROWS_PER_PIECE])
+    order = flowjson.flow_order(analysis.flows, limit)
+    for lo in range(0, len(order), TEXT_ROWS_PER_PIECE):
+        rows = flowjson.flow_dicts(analysis.flows, order[lo: lo + TEXT_ROWS_PER_PIECE])
         if dissection is not None:
             from netprobe.present.dissection import flow_json
 
@@ -113,21 +71,48 @@ def _analyse(path: str, kept: list[Any] | None = None) -> tuple[dict[str, Any], 
 
 def _write_json_report(report: dict[str, Any], analysis: Any | None, first: bool,
                        dissection: Any | None = None) -> None:
-    """One element of `captures`, its flows written a piece at a time."""
+    """One element of `captures`, its flows written from the flow table a piece at a time."""
     head = {k: report[k] for k in ("path", "error", "warnings", "totals", "encrypted")}
-    text = orjson.dumps(head).decode()[:-1] + ',"flows":['
-    click.echo(("" if first else ",") + text, nl=False)
-    sep = ""
-    for piece in _flow_pieces(analysis, 0, dissection):
-        # orjson: about 14 times faster than json on 100k flows (0.07 s vs 0.95 s)
-        click.echo(sep + orjson.dumps(piece).decode()[1:-1], nl=False)
-        sep = ","
+    click.echo((b"" if first else b",") + _dumps(head)[:-1] + b',"flows":[', nl=False)
+    if analysis is not None:
+        for piece in flowjson.flow_json(analysis.flows, flowjson.flow_order(analysis.flows),
+                                        extra=_wireshark_column(analysis, dissection)):
+            click.echo(piece, nl=False)
     tail = {k: report[k] for k in ("flow_count", "failed", "damaged")}
     if dissection is not None:
         from netprobe.present.dissection import capture_json
 
         tail["dissect"] = capture_json(dissection)
-    click.echo("]," + orjson.dumps(tail).decode()[1:], nl=False)
+    click.echo(b"]," + orjson.dumps(tail)[1:], nl=False)
+
+
+def _wireshark_column(analysis: Any, dissection: Any | None) -> dict[str, Any] | None:
+    """`--dissect`'s `wireshark` field of every flow (null where not dissected)."""
+    if dissection is None:
+        return None
+    import numpy as np
+
+    from netprobe.present.dissection import flow_json
+
+    views = [flow_json(dissection.views.get(int(stream))) for stream in analysis.flows["stream"]]
+    column = np.empty(len(views), dtype=object)
+    column[:] = views
+    return {"wireshark": column}
+
+
+def _dumps(head: dict[str, Any]) -> bytes:
+    """orjson's JSON of `head`; the json module's when a path is not valid UTF-8.
+
+    Python keeps such a file name's bytes as lone surrogates, which orjson
+    refuses; json writes them as `\\udcXX` escapes, which Python reads back
+    as the same name (`os.fsencode`).
+    """
+    try:
+        return orjson.dumps(head)
+    except TypeError:
+        import json
+
+        return json.dumps(head, separators=(",", ":")).encode()
 
 
 def _failed(result: Any) -> bool:
