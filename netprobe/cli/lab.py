@@ -17,7 +17,7 @@ from netprobe.core.exits import diagnosed
 from netprobe.core.model import ProxyMode, TraceResult
 from netprobe.lab import lifecycle, scenarios
 from netprobe.lab.kubeproxy import LAB_MODES
-from netprobe.lab.topology import Overlay
+from netprobe.lab.topology import IpFamily, Overlay
 
 _FORMATS = click.Choice(["yaml", "json"])
 _MODES = [mode.value for mode in LAB_MODES]
@@ -32,6 +32,13 @@ _overlay = click.option(
     show_default=True, help="How pod traffic crosses between nodes: routed by the provider "
     "network, or inside Flannel's VXLAN (UDP 8472) on a kubeadm scenario (managed providers "
     "route pods natively and stay as they are).")
+
+
+_FAMILY_HELP = ("The cluster's IP families: IPv4, single-stack IPv6 (ULA fd00:10:...), or "
+                "dual-stack with IPv4 primary (both families on every node, pod and Service).")
+_ip_family = click.option(
+    "--ip-family", type=click.Choice([f.value for f in IpFamily]), default=IpFamily.IPV4.value,
+    show_default=True, help=_FAMILY_HELP)
 
 
 class _PlainDumper(yaml.SafeDumper):
@@ -66,13 +73,16 @@ def _replay_hint(state: lifecycle.LabState) -> str:
 @click.argument("scenario")
 @_proxy_mode
 @_overlay
-def up(scenario: str, proxy_mode: str, overlay: str) -> None:
+@_ip_family
+def up(scenario: str, proxy_mode: str, overlay: str, ip_family: str) -> None:
     """Bring SCENARIO up (idempotent; see 'netprobe lab list')."""
-    state, made = lifecycle.up(scenario, ProxyMode(proxy_mode), Overlay(overlay))
+    state, made = lifecycle.up(scenario, ProxyMode(proxy_mode), Overlay(overlay),
+                               IpFamily(ip_family))
     verb = "is up" if made else "was already up"
     carried = lifecycle.plan_of(state).overlay
     click.echo(f"lab scenario {state.scenario} {verb} (kube-proxy {state.proxy_mode} mode, "
-               f"{_pods_label(carried)}): {scenarios.get(scenario).summary}")
+               f"{state.ip_family.value}, {_pods_label(carried)}): "
+               f"{scenarios.get(scenario).summary}")
     click.echo(f"  namespaces: {' '.join(state.namespaces)}")
     click.echo(f"  caBundle:   {state.ca_bundle}")
     click.echo(f"  netns map:  {lifecycle.netns_map(lifecycle.plan_of(state))}")
@@ -106,7 +116,8 @@ def status(output: str) -> None:
             "healthy": bool(state and lifecycle.is_healthy(state)),
             "namespaces": leftovers, "ca_bundle": str(state.ca_bundle) if state else None,
             "proxy_mode": state.proxy_mode.value if state else None,
-            "overlay": lifecycle.plan_of(state).overlay.value if state else None}
+            "overlay": lifecycle.plan_of(state).overlay.value if state else None,
+            "ip_family": state.ip_family.value if state else None}
     if output == "json":
         click.echo(json.dumps(data, indent=2))
         return
@@ -116,7 +127,7 @@ def status(output: str) -> None:
         click.echo("no lab is up" + extra)
         return
     click.echo(f"scenario:   {state.scenario} ({'healthy' if data['healthy'] else 'BROKEN'}), "
-               f"kube-proxy {state.proxy_mode} mode, "
+               f"kube-proxy {state.proxy_mode} mode, {state.ip_family.value}, "
                f"{_pods_label(lifecycle.plan_of(state).overlay)}")
     click.echo(f"namespaces: {' '.join(leftovers)}")
     click.echo(f"caBundle:   {state.ca_bundle}")
@@ -140,42 +151,60 @@ def snapshot_cmd(output: str) -> None:
 @click.option("--proxy-mode", type=click.Choice([*_MODES, "all"]), default="all",
               show_default=True, help="kube-proxy's mode(s) to build each scenario in.")
 @_overlay
-def demo(names: tuple[str, ...], verbose: bool, proxy_mode: str, overlay: str) -> None:
-    """Bring each scenario up, trace its webhook, take it down (default: all), in each mode.
+@click.option("--ip-family", type=click.Choice([*(f.value for f in IpFamily), "all"]),
+              default=IpFamily.IPV4.value, show_default=True,
+              help=_FAMILY_HELP + " 'all' runs each of the three.")
+def demo(names: tuple[str, ...], verbose: bool, proxy_mode: str, overlay: str,
+         ip_family: str) -> None:
+    """Bring each scenario up, trace its webhook, take it down (default: all), in each mode
+    and IP family.
 
     Exits 0 when every trace names the failure (class and cause) the scenario reproduces.
     """
-    from netprobe import api
-
     chosen = [scenarios.get(name) for name in names] or list(scenarios.SCENARIOS)
     modes = list(LAB_MODES) if proxy_mode == "all" else [ProxyMode(proxy_mode)]
+    chosen_families = list(IpFamily) if ip_family == "all" else [IpFamily(ip_family)]
     pod_overlay = Overlay(overlay)
+    for family in chosen_families:  # refuse an impossible combination before building any
+        lifecycle.build_plan(chosen[0].name, modes[0], pod_overlay, family)
     click.echo(f"netprobe lab demo: {len(chosen)} scenarios x {len(modes)} kube-proxy modes"
+               + (f" x {len(chosen_families)} IP families" if len(chosen_families) > 1 else
+                  f" ({chosen_families[0].value})")
                + (f", pods over {pod_overlay.value} where the cluster runs it"
                   if pod_overlay is not Overlay.NONE else "")
                + "; each is built, traced with its 'netprobe trace' command from its snapshot "
                "and netns map, and removed\n")
     misses = 0
     try:
-        for mode in modes:
-            for scenario in chosen:
-                started = time.monotonic()
-                results = api.trace_lab_scenario(scenario.name, proxy_mode=mode,
-                                                 pod_overlay=pod_overlay)
-                carried = lifecycle.build_plan(scenario.name, mode, pod_overlay).overlay
-                lifecycle.down()
-                label = mode.value if carried is Overlay.NONE else f"{mode.value}/{carried.value}"
-                misses += _demo_lines(scenario, label, results, time.monotonic() - started,
-                                      verbose)
+        for family in chosen_families:
+            for mode in modes:
+                for scenario in chosen:
+                    misses += _demo_run(scenario, mode, pod_overlay, family, verbose)
     finally:
         lifecycle.down()
-    total = len(chosen) * len(modes)
+    total = len(chosen) * len(modes) * len(chosen_families)
     click.echo(f"\n{total - misses}/{total} scenario runs diagnosed as the failure they "
                "reproduce")
     sys.exit(diagnosed(misses > 0))
 
 
 NAME_WIDTH = max(len(name) for name in scenarios.NAMES)
+
+
+def _demo_run(scenario: scenarios.Scenario, mode: ProxyMode, pod_overlay: Overlay,
+              family: IpFamily, verbose: bool) -> int:
+    """Builds, traces and removes SCENARIO once; returns 1 on a miss."""
+    from netprobe import api
+
+    started = time.monotonic()
+    results = api.trace_lab_scenario(scenario.name, proxy_mode=mode, pod_overlay=pod_overlay,
+                                     ip_family=family)
+    carried = lifecycle.build_plan(scenario.name, mode, pod_overlay, family).overlay
+    lifecycle.down()
+    label = mode.value if carried is Overlay.NONE else f"{mode.value}/{carried.value}"
+    if family is not IpFamily.IPV4:
+        label += f"/{family.value}"
+    return _demo_lines(scenario, label, results, time.monotonic() - started, verbose)
 
 
 def _demo_lines(scenario: scenarios.Scenario, mode: str, results: list[TraceResult],

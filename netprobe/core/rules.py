@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from netprobe.core.model import Evidence, Failure, Phase, RstInfo, Verdict
+from netprobe.core.model import Evidence, Failure, IcmpInfo, Phase, RstInfo, Verdict
 from netprobe.core.packets import INITIAL_TTLS
 from netprobe.core.settings import DEFAULT_TIMEOUT_SECONDS, TIMERS
 from netprobe.core.verdicts import UNDECIDED, Cause, VerdictClass
@@ -35,6 +35,9 @@ ALERT_UNKNOWN_CA = 48
 ALERT_CERT_EXPIRED = 45
 ALERT_INTERNAL_ERROR = 80
 ICMP_PORT_UNREACHABLE = ((1, 3, 3), (58, 1, 4))  # (proto, type, code)
+NEIGHBOUR_GAVE_UP = {4: (3, 1), 6: (1, 3)}
+"""(type, code) a last hop answers when ARP (host unreachable) or ND (ICMPv6 address
+unreachable) found nobody: RFC 4861 7.2.2, Linux's ndisc_error_report."""
 
 
 @dataclass(frozen=True)
@@ -140,29 +143,43 @@ def _refused_unobserved(ev: Evidence) -> Verdict:
 def _icmp_text(ev: Evidence) -> str:
     if ev.packets and ev.packets.icmp:
         icmp = ev.packets.icmp[0]
-        return f"ICMP type {icmp.type} code {icmp.code} from {icmp.reporter}"
+        name = "ICMPv6" if _icmp_version(icmp) == 6 else "ICMP"
+        return f"{name} type {icmp.type} code {icmp.code} from {icmp.reporter}"
     return ""
 
 
+def _icmp_version(icmp: IcmpInfo) -> int:
+    """4 or 6: an ICMPv6 error comes from an IPv6 reporter (the type numbers overlap)."""
+    return 6 if ":" in icmp.reporter else 4
+
+
 def _neighbour_failed(ev: Evidence) -> bool:
-    """Host unreachable after the SYN was retransmitted: not a router without a route (that
-    answers the first SYN) but the last hop giving up on ARP/ND for the destination
-    (Linux: 3 probes 1 s apart, while the SYN and its retransmission wait in its queue)."""
+    """Host unreachable (ICMPv6: address unreachable) after the SYN was retransmitted: not a
+    router without a route (that answers the first SYN) but the last hop giving up on ARP/ND
+    for the destination (Linux: 3 probes 1 s apart, while the SYN and its retransmission wait
+    in its queue)."""
     packets = ev.packets
     if packets is None or packets.syn_retransmissions < 1:
         return False
-    return not packets.icmp or any(i.type == 3 and i.code == 1 for i in packets.icmp)
+    return not packets.icmp or any(
+        (i.type, i.code) == NEIGHBOUR_GAVE_UP[_icmp_version(i)] for i in packets.icmp)
+
+
+def gave_up_answer(address: str) -> str:
+    """What a last hop answers for ADDRESS when ARP/ND finds nobody, in people's words."""
+    return "ICMPv6 address unreachable" if ":" in address else "ICMP host unreachable"
 
 
 def _stale_endpoint(ev: Evidence) -> Verdict:
     packets = ev.packets
+    answer = gave_up_answer(_dest(ev))
     if ev.neighbour_unresolved is not None:
         how = (f"its node, {ev.neighbour_unresolved}, still asks and holds the SYN; its "
-               "kernel gives up after its probes (3 s) and answers ICMP host unreachable")
+               f"kernel gives up after its probes (3 s) and answers {answer}")
     else:
         reporter = packets.icmp[0].reporter if packets and packets.icmp else "this host"
         how = (f"its last hop ({reporter}) held the SYN while it resolved the address, gave "
-               "up after its probes (3 s) and answered ICMP host unreachable")
+               f"up after its probes (3 s) and answered {answer}")
     if ev.endpoint_listed:
         return Verdict(
             VerdictClass.NO_ROUTE, Phase.TCP, Cause.STALE_ENDPOINT,

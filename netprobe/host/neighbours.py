@@ -10,6 +10,7 @@ pyroute2 or an address without an entry all mean "unknown" (left out).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 
 from netprobe.host import nsenter
@@ -26,9 +27,18 @@ def prepare() -> None:
         pass
 
 
+def _canonical(address: str) -> str:
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return address
+
+
 def states(addresses: Iterable[str], netns: str | None = None) -> dict[str, str]:
-    """{address: neighbour state} in NETNS, for those of ADDRESSES that have an entry."""
-    wanted = set(addresses)
+    """{address: neighbour state} in NETNS, for those of ADDRESSES that have an entry (ARP's
+    for IPv4, NDP's for IPv6: one dump of both families; addresses compared in their
+    canonical spelling, the key is the one asked)."""
+    wanted = {_canonical(address): address for address in addresses}
     if not wanted:
         return {}
     try:
@@ -42,10 +52,10 @@ def states(addresses: Iterable[str], netns: str | None = None) -> dict[str, str]
     try:
         with nsenter.entered(netns), IPRoute() as route:
             for message in route.get_neighbours():
-                address = message.get_attr("NDA_DST")
-                if address in wanted:
+                asked = wanted.get(_canonical(str(message.get_attr("NDA_DST"))))
+                if asked is not None:
                     state = int(message["state"])
-                    found[address] = names.get(state, f"0x{state:x}")
+                    found[asked] = names.get(state, f"0x{state:x}")
     except (NetlinkError, OSError):
         return {}
     return found

@@ -21,9 +21,9 @@ from pathlib import Path
 from netprobe.core import errors
 from netprobe.core.model import ProxyMode
 from netprobe.host import system
-from netprobe.lab import netns, objects, overlay, pki, scenarios, servers
+from netprobe.lab import families, netns, objects, overlay, pki, scenarios, servers
 from netprobe.lab.kubeproxy import LAB_MODES
-from netprobe.lab.topology import TUNNEL_NAMESPACE, VPC_NETNS, Overlay, Plan
+from netprobe.lab.topology import TUNNEL_NAMESPACE, VPC_NETNS, IpFamily, Overlay, Plan
 
 READY_TIMEOUT = 15.0
 """Seconds the servers get to open their sockets."""
@@ -45,6 +45,7 @@ class LabState:
     namespaces: list[str] = field(default_factory=list)
     proxy_mode: ProxyMode = ProxyMode.IPTABLES
     overlay: Overlay = Overlay.NONE
+    ip_family: IpFamily = IpFamily.IPV4
 
     @property
     def ca_bundle(self) -> Path:
@@ -59,7 +60,8 @@ def read_state() -> LabState | None:
         return LabState(data["scenario"], data["started"], data["daemon_pid"],
                         state_dir(), data.get("namespaces", []),
                         ProxyMode(data.get("proxy_mode", ProxyMode.IPTABLES)),
-                        Overlay(data.get("overlay", Overlay.NONE.value)))
+                        Overlay(data.get("overlay", Overlay.NONE.value)),
+                        IpFamily(data.get("ip_family", IpFamily.IPV4.value)))
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
 
@@ -67,7 +69,8 @@ def read_state() -> LabState | None:
 def _write_state(state: LabState) -> None:
     data = {"scenario": state.scenario, "started": state.started,
             "daemon_pid": state.daemon_pid, "namespaces": state.namespaces,
-            "proxy_mode": state.proxy_mode.value, "overlay": state.overlay.value}
+            "proxy_mode": state.proxy_mode.value, "overlay": state.overlay.value,
+            "ip_family": state.ip_family.value}
     (state.directory / "state.json").write_text(json.dumps(data, indent=1) + "\n")
 
 
@@ -98,7 +101,7 @@ def _start_servers(plan: Plan, directory: Path) -> int:
     return child.pid
 
 
-def _prepare(name: str, proxy_mode: ProxyMode) -> scenarios.Scenario:
+def _prepare(name: str, proxy_mode: ProxyMode, ip_family: IpFamily) -> scenarios.Scenario:
     scenario = scenarios.get(name)
     if proxy_mode not in LAB_MODES:
         raise errors.UsageError(
@@ -106,41 +109,52 @@ def _prepare(name: str, proxy_mode: ProxyMode) -> scenarios.Scenario:
             "module and dummy links, which the lab's machines lack; the lab builds "
             + " and ".join(mode.value for mode in LAB_MODES))
     system.require_root("bringing the lab up")
-    system.require_tools(*netns.tools(proxy_mode))
+    system.require_tools(*netns.tools(proxy_mode, ipv6=ip_family is not IpFamily.IPV4))
     return scenario
 
 
 def build_plan(name: str, proxy_mode: ProxyMode = ProxyMode.IPTABLES,
-               pod_overlay: Overlay = Overlay.NONE) -> Plan:
-    """Scenario NAME's plan with kube-proxy in PROXY_MODE, pods carried by POD_OVERLAY where
-    it applies."""
+               pod_overlay: Overlay = Overlay.NONE,
+               ip_family: IpFamily = IpFamily.IPV4) -> Plan:
+    """Scenario NAME's plan with kube-proxy in PROXY_MODE, in IP_FAMILY, pods carried by
+    POD_OVERLAY where it applies.
+
+    Raises:
+        UsageError: unknown scenario, or the VXLAN overlay asked for with IPv6 (the lab's
+            overlay carries IPv4 only).
+    """
+    if pod_overlay is not Overlay.NONE and ip_family is not IpFamily.IPV4:
+        raise errors.UsageError(
+            f"building the lab: --overlay {pod_overlay.value} carries IPv4 pods only in the "
+            f"lab; use --ip-family ipv4 with it, or --overlay none with {ip_family.value}")
     plan = replace(scenarios.get(name).build(), proxy_mode=proxy_mode)
-    return overlay.with_overlay(plan, pod_overlay)
+    return overlay.with_overlay(families.with_ip_family(plan, ip_family), pod_overlay)
 
 
 def up(name: str, proxy_mode: ProxyMode = ProxyMode.IPTABLES,
-       pod_overlay: Overlay = Overlay.NONE) -> tuple[LabState, bool]:
-    """Brings scenario NAME up with kube-proxy in PROXY_MODE and pods carried by POD_OVERLAY;
-    returns its state and whether it was made now.
+       pod_overlay: Overlay = Overlay.NONE,
+       ip_family: IpFamily = IpFamily.IPV4) -> tuple[LabState, bool]:
+    """Brings scenario NAME up with kube-proxy in PROXY_MODE, in IP_FAMILY, and pods carried
+    by POD_OVERLAY; returns its state and whether it was made now.
 
-    Idempotent: the same scenario in the same mode already up is left as it is.
+    Idempotent: the same scenario in the same mode and families already up is left as it is.
 
     Raises:
         UsageError: unknown scenario, not root, a tool missing, or another
             scenario is up.
         LabError: the kernel or the servers refused; nothing is left behind.
     """
-    _prepare(name, proxy_mode)
+    _prepare(name, proxy_mode, ip_family)
+    plan = build_plan(name, proxy_mode, pod_overlay, ip_family)
     current = read_state()
     if current is not None and is_healthy(current):
-        if (current.scenario, current.proxy_mode, current.overlay) == (name, proxy_mode,
-                                                                        pod_overlay):
+        if ((current.scenario, current.proxy_mode, current.overlay, current.ip_family)
+                == (name, proxy_mode, pod_overlay, ip_family)):
             return current, False
         raise errors.UsageError(f"a lab is already up (scenario {current.scenario}, "
-                                f"{current.proxy_mode} mode, overlay {current.overlay.value}); "
-                                "run 'netprobe lab down' first")
+                                f"{current.proxy_mode} mode, overlay {current.overlay.value}, "
+                                f"{current.ip_family.value}); run 'netprobe lab down' first")
     down()
-    plan = build_plan(name, proxy_mode, pod_overlay)
     directory = state_dir()
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -148,7 +162,7 @@ def up(name: str, proxy_mode: ProxyMode = ProxyMode.IPTABLES,
         netns.build(plan)
         pid = _start_servers(plan, directory)
         state = LabState(name, time.time(), pid, directory, list(plan.namespaces), proxy_mode,
-                         pod_overlay)
+                         pod_overlay, ip_family)
         _write_state(state)
     except BaseException:
         down()
@@ -166,7 +180,7 @@ def down() -> list[str]:
 
 def plan_of(state: LabState) -> Plan:
     """Returns the plan of the running scenario."""
-    return build_plan(state.scenario, state.proxy_mode, state.overlay)
+    return build_plan(state.scenario, state.proxy_mode, state.overlay, state.ip_family)
 
 
 def netns_map(plan: Plan) -> str:

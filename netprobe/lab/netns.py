@@ -1,9 +1,14 @@
 """Applying a lab plan to the kernel: namespaces, veths, bridges, routes, iptables.
 
-Owns: every `ip` and `iptables-restore` call of the lab, and finding and
-removing what a lab left behind (any namespace named `np-*`), also after the
-process that made it was killed. Must not: change the host's own network
-namespace: links are created directly inside their namespaces
+Owns: every `ip`, `iptables-restore` and `ip6tables-restore` call of the lab, and finding
+and removing what a lab left behind (any namespace named `np-*`), also after the
+process that made it was killed. IPv6 addresses are usable at once: duplicate address
+detection is off in every lab namespace (`accept_dad=0` before any link exists, and
+`nodad` on each address), as nothing else could claim them; IPv6 is forwarded wherever
+IPv4 is; the provider network's blackhole and unreachable routes exist per family (an
+IPv6 `unreachable` route answers ICMPv6 no-route); bridges do not snoop multicast, so
+neighbour solicitations reach every port as ARP broadcasts do. Must not: change the host's
+own network namespace: links are created directly inside their namespaces
 (`ip link add ... netns NS type veth peer ... netns NS2`).
 """
 
@@ -19,14 +24,37 @@ from netprobe.core import errors
 from netprobe.core.model import ProxyMode
 from netprobe.host import nsenter, system
 from netprobe.lab import kubeproxy, overlay
-from netprobe.lab.topology import BRIDGE, NODE_NIC, PREFIX, VPC_NETNS, Node, Plan, Pod
+from netprobe.lab.topology import (
+    BRIDGE,
+    NODE_NIC,
+    PREFIX,
+    VPC_NETNS,
+    Node,
+    Plan,
+    Pod,
+    is_ipv6,
+    subnet_gateway,
+    subnet_prefixlen,
+)
 
 TOOLS = ("ip", "iptables-restore", "bridge")
 
 
-def tools(proxy_mode: ProxyMode) -> tuple[str, ...]:
-    """The programs building a lab with kube-proxy in PROXY_MODE needs."""
-    return (*TOOLS, "nft") if proxy_mode is ProxyMode.NFTABLES else TOOLS
+def tools(proxy_mode: ProxyMode, ipv6: bool = False) -> tuple[str, ...]:
+    """The programs building a lab with kube-proxy in PROXY_MODE (and IPV6) needs."""
+    extra = ("ip6tables-restore",) if ipv6 else ()
+    return (*TOOLS, *extra, *(("nft",) if proxy_mode is ProxyMode.NFTABLES else ()))
+
+
+def _addr(address: str, prefixlen: int, device: str) -> str:
+    """`addr add` for ADDRESS: an IPv6 one without duplicate address detection."""
+    return f"addr add {address}/{prefixlen} dev {device}" + (" nodad" if is_ipv6(address) else "")
+
+
+def _blackhole(plan: Plan) -> list[str]:
+    """A provider network drops what it has no route for, silently, in each family."""
+    return ((["route add blackhole default"] if plan.has_ipv4 else [])
+            + (["route add blackhole ::/0"] if plan.has_ipv6 else []))
 
 
 def _ip_batch(commands: list[str], netns: str | None = None) -> None:
@@ -42,9 +70,13 @@ def lab_namespaces() -> list[str]:
     return sorted(p.name for p in nsenter.NETNS_DIR.iterdir() if p.name.startswith(PREFIX))
 
 
-def _bridge_address(node: Node) -> str:
-    net = ipaddress.ip_network(node.pod_cidr)
-    return f"{net.network_address + 1}/{net.prefixlen}"
+def _bridge_ip(pod_cidr: str) -> str:
+    """The bridge's address in POD_CIDR (its first host: the pods' gateway)."""
+    return str(ipaddress.ip_network(pod_cidr).network_address + 1)
+
+
+def _prefixlen(cidr: str) -> int:
+    return ipaddress.ip_network(cidr).prefixlen
 
 
 def _has_bridge(node: Node) -> bool:
@@ -69,10 +101,10 @@ def _link_commands(plan: Plan) -> list[str]:
 def _vpc_commands(plan: Plan) -> list[str]:
     commands = ["link set lo up"]
     for node in plan.nodes:
-        commands += [f"addr add {node.gateway}/24 dev {node.vpc_link}",
-                     f"link set {node.vpc_link} up"]
-    # A provider network drops what it has no route for, silently.
-    commands.append("route add blackhole default")
+        commands += [_addr(subnet_gateway(ip), subnet_prefixlen(ip), node.vpc_link)
+                     for ip in node.ips]
+        commands.append(f"link set {node.vpc_link} up")
+    commands += _blackhole(plan)
     for route in plan.vpc_routes:
         commands.append(f"route replace {route.prefix} via {route.via}" if route.kind == "unicast"
                         else f"route replace {route.kind} {route.prefix}")
@@ -80,11 +112,15 @@ def _vpc_commands(plan: Plan) -> list[str]:
 
 
 def _node_commands(plan: Plan, node: Node) -> list[str]:
-    commands = ["link set lo up", f"addr add {node.ip}/24 dev {NODE_NIC}",
-                f"link set {NODE_NIC} up", f"route add default via {node.gateway}"]
+    commands = ["link set lo up",
+                *(_addr(ip, subnet_prefixlen(ip), NODE_NIC) for ip in node.ips),
+                f"link set {NODE_NIC} up",
+                *(f"route add default via {subnet_gateway(ip)}" for ip in node.ips)]
     if _has_bridge(node):
-        commands += [f"link add {BRIDGE} type bridge", f"addr add {_bridge_address(node)} "
-                     f"dev {BRIDGE}", f"link set {BRIDGE} up"]
+        snooping = " mcast_snooping 0" if plan.has_ipv6 else ""
+        commands += [f"link add {BRIDGE} type bridge{snooping}",
+                     *(_addr(_bridge_ip(cidr), _prefixlen(cidr), BRIDGE)
+                       for cidr in node.pod_cidrs), f"link set {BRIDGE} up"]
     for pod in _pods_on(plan, node):
         commands += [f"link set {pod.host_veth} master {BRIDGE}", f"link set {pod.host_veth} up"]
         if node in overlay.members(plan):  # flannel's CNI gives pods the overlay's MTU
@@ -94,11 +130,14 @@ def _node_commands(plan: Plan, node: Node) -> list[str]:
 
 def _pod_commands(plan: Plan, pod: Pod) -> list[str]:
     node = plan.node(pod.node)
-    prefix = ipaddress.ip_network(node.pod_cidr).prefixlen
-    gateway = _bridge_address(node).split("/")[0]
+    cidrs = [next(cidr for cidr in node.pod_cidrs if is_ipv6(cidr) == is_ipv6(ip))
+             for ip in pod.ips]
     mtu = [f"link set {NODE_NIC} mtu {overlay.MTU}"] if node in overlay.members(plan) else []
-    return ["link set lo up", f"addr add {pod.ip}/{prefix} dev {NODE_NIC}", *mtu,
-            f"link set {NODE_NIC} up", f"route add default via {gateway}"]
+    return ["link set lo up",
+            *(_addr(ip, _prefixlen(cidr), NODE_NIC)
+              for ip, cidr in zip(pod.ips, cidrs, strict=True)),
+            *mtu, f"link set {NODE_NIC} up",
+            *(f"route add default via {_bridge_ip(cidr)}" for cidr in cidrs)]
 
 
 def _write_sysctl(netns: str, key: str, value: str) -> None:
@@ -106,21 +145,25 @@ def _write_sysctl(netns: str, key: str, value: str) -> None:
         Path("/proc/sys", *key.split(".")).write_text(value)
 
 
+def _restore(netns: str, program: str, text: str | None) -> None:
+    if text:
+        system.run(["ip", "netns", "exec", netns, program], stdin=text,
+                   doing=f"writing {program.removesuffix('-restore')} rules in {netns}",
+                   error=errors.LabError)
+
+
 def _apply_rules(plan: Plan) -> None:
     for node in plan.nodes:
         rules = kubeproxy.node_rules(plan, node.netns)
-        if rules.iptables:
-            system.run(["ip", "netns", "exec", node.netns, "iptables-restore"],
-                       stdin=rules.iptables, doing=f"writing iptables rules in {node.netns}",
-                       error=errors.LabError)
+        _restore(node.netns, "iptables-restore", rules.iptables)
+        _restore(node.netns, "ip6tables-restore", rules.ip6tables)
         if rules.nft:
             system.run(["ip", "netns", "exec", node.netns, "nft", "-f", "-"], stdin=rules.nft,
                        doing=f"writing kube-proxy's nftables rules in {node.netns}",
                        error=errors.LabError)
-    vpc = kubeproxy.firewall_rules(plan, VPC_NETNS)
-    if vpc:
-        system.run(["ip", "netns", "exec", VPC_NETNS, "iptables-restore"], stdin=vpc,
-                   doing=f"writing firewall rules in {VPC_NETNS}", error=errors.LabError)
+    _restore(VPC_NETNS, "iptables-restore", kubeproxy.firewall_rules(plan, VPC_NETNS))
+    _restore(VPC_NETNS, "ip6tables-restore",
+             kubeproxy.firewall_rules(plan, VPC_NETNS, ipv6=True))
 
 
 def build(plan: Plan) -> None:
@@ -130,6 +173,10 @@ def build(plan: Plan) -> None:
         LabError: a kernel object could not be made (what is made stays for `destroy`).
     """
     _ip_batch([f"netns add {name}" for name in plan.namespaces])
+    if plan.has_ipv6:  # before any link: its addresses, link-local too, are never tentative
+        for name in plan.namespaces:
+            for scope in ("default", "all"):
+                _write_sysctl(name, f"net.ipv6.conf.{scope}.accept_dad", "0")
     _ip_batch(_link_commands(plan))
     _ip_batch(_vpc_commands(plan), VPC_NETNS)
     for node in plan.nodes:
@@ -143,6 +190,8 @@ def build(plan: Plan) -> None:
             _ip_batch(_pod_commands(plan, pod), pod.netns)
     for netns in (VPC_NETNS, *(node.netns for node in plan.nodes)):
         _write_sysctl(netns, "net.ipv4.ip_forward", "1")
+        if plan.has_ipv6:
+            _write_sysctl(netns, "net.ipv6.conf.all.forwarding", "1")
     _apply_rules(plan)
 
 

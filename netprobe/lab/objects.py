@@ -3,7 +3,12 @@
 Owns: realistic, schema-valid objects (webhook configurations with caBundle
 and timeoutSeconds, Service, EndpointSlice, Pods, Deployment, Nodes, the CA
 Secret) consistent with the plan, so `trace webhook --snapshot` can be run
-against the lab. Must not: read the kernel; inputs are the plan and the PEMs.
+against the lab. IP families as the API server and its controllers write them: the
+Service's `ipFamilies`, `ipFamilyPolicy` (SingleStack, or PreferDualStack on a
+dual-stack cluster) and `clusterIPs` (primary first, `clusterIP` the primary); one
+EndpointSlice per family (`addressType` IPv4 or IPv6, as the EndpointSlice controller
+makes them); every family's InternalIP on a Node, `podCIDRs`, `podIPs` and `hostIPs`.
+Must not: read the kernel; inputs are the plan and the PEMs.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from netprobe.lab.topology import (
     Plan,
     Pod,
     Provider,
+    is_ipv6,
 )
 
 CERT_MANAGER_VERSION = "v1.16.2"
@@ -100,15 +106,28 @@ def webhook_configurations(plan: Plan, ca_bundle: bytes, created: str) -> list[O
     return [validating, mutating]
 
 
+def family_name(address: str) -> str:
+    """Kubernetes' name of ADDRESS's family (`ipFamilies`, EndpointSlice `addressType`)."""
+    return "IPv6" if is_ipv6(address) else "IPv4"
+
+
+def _ips(addresses: tuple[str, ...]) -> list[dict[str, str]]:
+    """`podIPs` / `hostIPs`: one `{ip: ...}` per family, the primary first."""
+    return [{"ip": address} for address in addresses]
+
+
 def service(plan: Plan, created: str) -> Obj:
     hook = plan.webhook
+    dual = len(hook.cluster_ips) > 1
     return {
         "apiVersion": "v1", "kind": "Service",
         "metadata": _meta("svc", hook.service_name, created, hook.service_namespace,
                           _app_labels(plan)),
         "spec": {
-            "type": "ClusterIP", "clusterIP": hook.cluster_ip, "clusterIPs": [hook.cluster_ip],
-            "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+            "type": "ClusterIP", "clusterIP": hook.cluster_ip,
+            "clusterIPs": list(hook.cluster_ips),
+            "ipFamilies": [family_name(ip) for ip in hook.cluster_ips],
+            "ipFamilyPolicy": "PreferDualStack" if dual else "SingleStack",
             "internalTrafficPolicy": "Cluster", "sessionAffinity": "None",
             "ports": [{"name": "https", "port": hook.service_port, "protocol": "TCP",
                        "targetPort": hook.target_port_name}],
@@ -121,22 +140,32 @@ def service(plan: Plan, created: str) -> Obj:
     }
 
 
-def endpoint_slice(plan: Plan, created: str) -> Obj:
+SLICE_SUFFIXES = {"IPv4": "7xk2p", "IPv6": "m4q9z"}
+"""The random suffix of each family's EndpointSlice name (generateName `SERVICE-`)."""
+
+
+def endpoint_slices(plan: Plan, created: str) -> list[Obj]:
+    """One EndpointSlice per family of the Service (its ipFamilies, in order), each with the
+    pods' addresses of that family."""
+    return [endpoint_slice(plan, created, family_name(ip)) for ip in plan.webhook.cluster_ips]
+
+
+def endpoint_slice(plan: Plan, created: str, family: str = "IPv4") -> Obj:
     hook = plan.webhook
     endpoints = [{
-        "addresses": [pod.ip],
+        "addresses": [ip],
         "conditions": {"ready": pod.ready, "serving": pod.ready, "terminating": False},
         "nodeName": pod.node,
         "targetRef": {"kind": "Pod", "name": pod.name, "namespace": hook.service_namespace,
                       "uid": _uid("pod", hook.service_namespace, pod.name)},
-    } for pod in plan.pods]
+    } for pod in plan.pods for ip in pod.ips if family_name(ip) == family]
     labels = {"kubernetes.io/service-name": hook.service_name,
               "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}
     return {
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": _meta("eps", f"{hook.service_name}-7xk2p", created,
+        "metadata": _meta("eps", f"{hook.service_name}-{SLICE_SUFFIXES[family]}", created,
                           hook.service_namespace, labels),
-        "addressType": "IPv4",
+        "addressType": family,
         "endpoints": endpoints,
         "ports": [{"name": "https", "port": plan.pods[0].container_port, "protocol": "TCP"}],
     }
@@ -223,8 +252,8 @@ def pod_object(plan: Plan, pod: Pod, created: str) -> Obj:
         spec["tolerations"] = [{"key": "node-role.kubernetes.io/control-plane",
                                 "operator": "Exists", "effect": "NoSchedule"}]
     status = {
-        "phase": "Running", "podIP": pod.ip, "podIPs": [{"ip": pod.ip}],
-        "hostIP": node.ip, "hostIPs": [{"ip": node.ip}], "qosClass": "BestEffort",
+        "phase": "Running", "podIP": pod.ip, "podIPs": _ips(pod.ips),
+        "hostIP": node.ip, "hostIPs": _ips(node.ips), "qosClass": "BestEffort",
         "startTime": created,
         "conditions": [{"type": kind, "status": value, "lastTransitionTime": created}
                        for kind, value in (("Initialized", "True"), ("Ready", ready),
@@ -303,12 +332,11 @@ def node_object(plan: Plan, node: Node, created: str) -> Obj:
     spec: Obj = {"providerID": _provider_id(plan, node)}
     if not node.fargate:
         spec["podCIDR"] = node.pod_cidr
-        spec["podCIDRs"] = [node.pod_cidr]
+        spec["podCIDRs"] = list(node.pod_cidrs)
     if _taints(node):
         spec["taints"] = _taints(node)
-    addresses = [{"type": "InternalIP", "address": node.ip},
-                 *([{"type": "ExternalIP", "address": node.external_ip}]
-                   if node.external_ip else []),
+    addresses = [*({"type": "InternalIP", "address": ip} for ip in node.ips),
+                 *({"type": "ExternalIP", "address": ip} for ip in node.external_ips),
                  {"type": "Hostname", "address": node.name}]
     info = {"architecture": "amd64", "bootID": _uid("boot", node.name),
             "containerRuntimeVersion": "containerd://1.7.24",
@@ -355,7 +383,7 @@ def kube_proxy_config(plan: Plan, created: str) -> Obj | None:
         "bindAddress: 0.0.0.0\n"
         "clientConnection:\n"
         "  kubeconfig: /var/lib/kube-proxy/kubeconfig.conf\n"
-        f"clusterCIDR: {plan.cluster_cidr}\n"
+        f"clusterCIDR: {','.join(plan.cluster_cidrs)}\n"
         "kind: KubeProxyConfiguration\n"
         f"mode: \"{mode}\"\n")
     return {"apiVersion": "v1", "kind": "ConfigMap",
@@ -399,7 +427,8 @@ def kube_apiserver(plan: Plan, created: str, kubelet_ca: str = KUBEADM_CA) -> Ob
                "--kubelet-client-certificate=/etc/kubernetes/pki/apiserver-kubelet-client.crt",
                "--kubelet-client-key=/etc/kubernetes/pki/apiserver-kubelet-client.key",
                f"--kubelet-preferred-address-types={plan.kubelet_preferred}",
-               "--secure-port=6443", f"--service-cluster-ip-range={plan.service_cidr}"]
+               "--secure-port=6443",
+               f"--service-cluster-ip-range={','.join(plan.service_cidrs)}"]
     if plan.kubelet_ca_verified:
         command.append(f"--kubelet-certificate-authority={kubelet_ca}")
     if plan.tunnel_agents:
@@ -419,8 +448,8 @@ def kube_apiserver(plan: Plan, created: str, kubelet_ca: str = KUBEADM_CA) -> Ob
             "spec": {"containers": [container], "hostNetwork": True, "nodeName": node.name,
                      "priorityClassName": "system-node-critical", "priority": 2000001000,
                      "tolerations": [{"operator": "Exists", "effect": "NoExecute"}]},
-            "status": {"phase": "Running", "podIP": node.ip, "podIPs": [{"ip": node.ip}],
-                       "hostIP": node.ip, "hostIPs": [{"ip": node.ip}]}}
+            "status": {"phase": "Running", "podIP": node.ip, "podIPs": _ips(node.ips),
+                       "hostIP": node.ip, "hostIPs": _ips(node.ips)}}
 
 
 KONNECTIVITY_VERSION = "v0.30.3"
@@ -461,8 +490,8 @@ def konnectivity_agent(plan: Plan, pod: Pod, created: str) -> Obj:
                      "serviceAccountName": "konnectivity-agent",
                      "priorityClassName": "system-cluster-critical",
                      "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}]},
-            "status": {"phase": "Running", "podIP": pod.ip, "podIPs": [{"ip": pod.ip}],
-                       "hostIP": node.ip, "hostIPs": [{"ip": node.ip}],
+            "status": {"phase": "Running", "podIP": pod.ip, "podIPs": _ips(pod.ips),
+                       "hostIP": node.ip, "hostIPs": _ips(node.ips),
                        "conditions": [{"type": kind, "status": value,
                                        "lastTransitionTime": created}
                                       for kind, value in (("Ready", ready),
@@ -508,7 +537,7 @@ def build_list(plan: Plan, ca_bundle: bytes, signer_ca: bytes, started: float,
         secrets.append(kube_apiserver(plan, created, kubelet_ca))
     items = [
         *calls,
-        service(plan, created), endpoint_slice(plan, created), deployment(plan, created),
+        service(plan, created), *endpoint_slices(plan, created), deployment(plan, created),
         *(pod_object(plan, pod, created) for pod in plan.running_pods),
         *(node_object(plan, node, created) for node in nodes),
         *secrets,

@@ -2,8 +2,10 @@
 
 Owns: the webhook CA (what the caBundle holds), the serving certificate in
 the scenario's flavour (valid, from another CA, expired), and the kubelet
-stand-ins' CA and certificates. Must not: write anywhere but the directory
-it is given, nor keep private keys readable by others (mode 0600).
+stand-ins' CA and certificates (every InternalIP of the node in their SANs, both
+families on a dual-stack node, as the kubelet-serving CSR asks). Must not: write
+anywhere but the directory it is given, nor keep private keys readable by others
+(mode 0600).
 
 ECDSA P-256 keeps `lab up` fast: a key takes well under a millisecond.
 """
@@ -163,13 +165,13 @@ def write_pki(plan: Plan, directory: Path) -> None:
     for node in plan.nodes:
         name = node.name.removeprefix("fargate-")
         cert_path, key_path = kubelet_cert_path(directory, node)
-        pair = issue(kubelet_ca, name, [name], [node.ip], org="system:nodes")
+        pair = issue(kubelet_ca, name, [name], list(node.ips), org="system:nodes")
         _write_private(cert_path, pair.cert)
         _write_private(key_path, pair.key)
         # What the kubelet serves without serverTLSBootstrap (client-go's
         # GenerateSelfSignedCertKeyWithFixtures): NAME@TIME from its own NAME-ca@TIME.
         own = make_authority(f"{name}-ca@{started}")
         cert_path, key_path = kubelet_cert_path(directory, node, self_signed=True)
-        pair = issue(own, f"{name}@{started}", [name], [node.ip])
+        pair = issue(own, f"{name}@{started}", [name], list(node.ips))
         _write_private(cert_path, pair.cert + _pem_cert(own.cert))
         _write_private(key_path, pair.key)

@@ -38,9 +38,12 @@ class ListenerSpec:
     serve: str
     cert: str | None = None
     key: str | None = None
+    ipv6: bool = False
+    """Listen on `::` for both families (a dual-stack socket), not on IPv4's 0.0.0.0 only."""
 
 
-def _spec(netns: str, listener: Listener, pki_dir: Path, node: Node) -> ListenerSpec:
+def _spec(netns: str, listener: Listener, pki_dir: Path, node: Node,
+          ipv6: bool = False) -> ListenerSpec:
     """LISTENER's socket in NETNS, with the certificate it serves (NODE's, for a kubelet)."""
     cert: Path | None
     key: Path | None
@@ -52,18 +55,20 @@ def _spec(netns: str, listener: Listener, pki_dir: Path, node: Node) -> Listener
     else:
         cert = key = None
     return ListenerSpec(netns, listener.port, listener.serve.value,
-                        str(cert) if cert else None, str(key) if key else None)
+                        str(cert) if cert else None, str(key) if key else None, ipv6)
 
 
 def listener_specs(plan: Plan, pki_dir: Path) -> list[ListenerSpec]:
-    """Returns every socket PLAN's servers listen on."""
+    """Returns every socket PLAN's servers listen on (on both families when the plan has
+    IPv6, as Go's servers listen on `:PORT`)."""
     specs = []
+    ipv6 = plan.has_ipv6
     for node in plan.nodes:
-        specs += [_spec(node.netns, item, pki_dir, node) for item in node.listeners]
+        specs += [_spec(node.netns, item, pki_dir, node, ipv6) for item in node.listeners]
     for pod in plan.network_pods:
         node = plan.node(pod.node)
         netns = node.netns if pod.in_node_netns else pod.netns
-        specs += [_spec(netns, item, pki_dir, node) for item in pod.listeners]
+        specs += [_spec(netns, item, pki_dir, node, ipv6) for item in pod.listeners]
     return specs
 
 
@@ -181,10 +186,13 @@ def _handler(serve: str) -> Any:
 
 
 def _open_socket(spec: ListenerSpec) -> socket.socket:
+    family = socket.AF_INET6 if spec.ipv6 else socket.AF_INET
     with nsenter.entered(spec.netns):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("0.0.0.0", spec.port))
+    if spec.ipv6:  # IPv4 too, as v4-mapped addresses, whatever net.ipv6.bindv6only says
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind(("::" if spec.ipv6 else "0.0.0.0", spec.port))
     sock.listen(128)
     sock.setblocking(False)
     return sock

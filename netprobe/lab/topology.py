@@ -8,6 +8,7 @@ files or processes; `lab.netns` and `lab.lifecycle` apply a plan.
 from __future__ import annotations
 
 import enum
+import ipaddress
 from dataclasses import dataclass, field
 
 from netprobe.core.model import ProxyMode
@@ -45,6 +46,26 @@ class Overlay(enum.Enum):
     """Routed natively: the provider network routes every node's pod CIDR."""
     VXLAN = "vxlan"
     """Flannel's VXLAN backend: node-to-node UDP 8472 (see `lab.overlay`)."""
+
+
+class IpFamily(enum.Enum):
+    """Which IP families the cluster runs (`lab up --ip-family`)."""
+
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+    """Single-stack IPv6: every node, pod, route and ClusterIP has only an IPv6 address."""
+    DUAL = "dual"
+    """Dual-stack, IPv4 primary (kubeadm's and kind's order): both families everywhere."""
+
+
+def is_ipv6(address: str) -> bool:
+    """True for an IPv6 address or prefix (`fd00::1`, `fd00:10:244::/48`)."""
+    return ":" in address
+
+
+def host_prefix(address: str) -> str:
+    """ADDRESS as a one-host prefix: `/32` for IPv4, `/128` for IPv6."""
+    return f"{address}/{128 if is_ipv6(address) else 32}"
 
 
 class Serve(enum.Enum):
@@ -97,20 +118,40 @@ class Node:
     """Kubernetes node name (provider-style)."""
     netns: str
     ip: str
-    """InternalIP, on the node's VPC subnet (a /24 whose .1 is the VPC router)."""
+    """InternalIP of the primary family, on the node's VPC subnet (an IPv4 /24 or an IPv6 /64
+    whose first address is the VPC router)."""
     pod_cidr: str
-    """Pod CIDR behind this node's bridge (the bridge holds its .1)."""
+    """Pod CIDR of the primary family behind this node's bridge (the bridge holds its first
+    address)."""
     control_plane: bool = False
     fargate: bool = False
     external_ip: str | None = None
     """An ExternalIP in the Node's addresses (never routed inside the lab's provider network)."""
     listeners: tuple[Listener, ...] = ()
     """Host-network servers on the node (the kubelet, hostNetwork pods)."""
+    secondary_ip: str | None = None
+    """The InternalIP of the other family on a dual-stack node (kubelet --node-ip's second)."""
+    secondary_pod_cidr: str | None = None
+    """The pod CIDR of the other family on a dual-stack node (the Node's second podCIDR)."""
+    secondary_external_ip: str | None = None
+
+    @property
+    def ips(self) -> tuple[str, ...]:
+        """The node's InternalIPs, the primary family first."""
+        return (self.ip, *([self.secondary_ip] if self.secondary_ip else []))
+
+    @property
+    def pod_cidrs(self) -> tuple[str, ...]:
+        return (self.pod_cidr, *([self.secondary_pod_cidr] if self.secondary_pod_cidr else []))
+
+    @property
+    def external_ips(self) -> tuple[str, ...]:
+        return tuple(ip for ip in (self.external_ip, self.secondary_external_ip) if ip)
 
     @property
     def gateway(self) -> str:
-        """The VPC router's address on this node's subnet."""
-        return _with_last_octet(self.ip, 1)
+        """The VPC router's address on this node's subnet (primary family)."""
+        return subnet_gateway(self.ip)
 
     @property
     def vpc_link(self) -> str:
@@ -138,6 +179,13 @@ class Pod:
     gone: bool = False
     """Deleted, yet still in the EndpointSlice (and so in kube-proxy's rules): it has no
     namespace, no servers and no Pod object; nobody answers ARP for its IP."""
+    secondary_ip: str | None = None
+    """The pod's address of the other family on a dual-stack cluster (its second podIP)."""
+
+    @property
+    def ips(self) -> tuple[str, ...]:
+        """The pod's podIPs, the primary family first."""
+        return (self.ip, *([self.secondary_ip] if self.secondary_ip else []))
 
     @property
     def in_node_netns(self) -> bool:
@@ -162,6 +210,8 @@ class FirewallRule:
     chain: str
     rule: str
     """iptables-restore rule body, e.g. '-p tcp --dport 10250 -j DROP'."""
+    ipv6: bool = False
+    """An ip6tables rule (IPv6 addresses, `/128`, `icmp6-` rejects)."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +235,10 @@ class Webhook:
     service_port: int = 443
     target_port_name: str = "https"
     cluster_ip: str = "10.96.20.99"
+    """The Service's `spec.clusterIP`: its primary family's ClusterIP, the one the apiserver
+    dials (its service resolver reads `spec.clusterIP`)."""
+    secondary_cluster_ip: str | None = None
+    """A dual-stack Service's other ClusterIP (`spec.clusterIPs[1]`)."""
     timeout_seconds: int = 10
     serving_cert: ServingCert = ServingCert.VALID
     ca_injected: bool = True
@@ -194,6 +248,12 @@ class Webhook:
     def host(self) -> str:
         """The DNS name the apiserver dials and verifies."""
         return f"{self.configured_service_name}.{self.service_namespace}.svc"
+
+    @property
+    def cluster_ips(self) -> tuple[str, ...]:
+        """`spec.clusterIPs`: the primary first."""
+        return (self.cluster_ip,
+                *([self.secondary_cluster_ip] if self.secondary_cluster_ip else []))
 
 
 @dataclass(frozen=True)
@@ -228,6 +288,12 @@ class Plan:
     """kube-proxy's clusterCIDR (kubeadm's --pod-network-cidr): the node IPs are outside it,
     so the apiserver's calls to a ClusterIP are masqueraded."""
     service_cidr: str = "10.96.0.0/12"
+    ip_family: IpFamily = IpFamily.IPV4
+    """Which families the cluster runs (set by `lab.families.with_ip_family`)."""
+    secondary_cluster_cidr: str | None = None
+    """A dual-stack cluster's clusterCIDR of the other family (kube-proxy's second)."""
+    secondary_service_cidr: str | None = None
+    """A dual-stack cluster's service CIDR of the other family."""
     aggregated: AggregatedAPI | None = None
     """Set when the Service is an aggregated API server's (`trace apiservice`)."""
     kubelet_preferred: str = "InternalIP,ExternalIP,Hostname"
@@ -245,6 +311,24 @@ class Plan:
     @property
     def control_plane(self) -> Node:
         return next(node for node in self.nodes if node.control_plane)
+
+    @property
+    def cluster_cidrs(self) -> tuple[str, ...]:
+        return (self.cluster_cidr,
+                *([self.secondary_cluster_cidr] if self.secondary_cluster_cidr else []))
+
+    @property
+    def service_cidrs(self) -> tuple[str, ...]:
+        return (self.service_cidr,
+                *([self.secondary_service_cidr] if self.secondary_service_cidr else []))
+
+    @property
+    def has_ipv4(self) -> bool:
+        return self.ip_family is not IpFamily.IPV6
+
+    @property
+    def has_ipv6(self) -> bool:
+        return self.ip_family is not IpFamily.IPV4
 
     def node(self, name: str) -> Node:
         return next(node for node in self.nodes if node.name == name)
@@ -271,5 +355,12 @@ class Plan:
         return (VPC_NETNS, *(node.netns for node in self.nodes), *pods)
 
 
-def _with_last_octet(ip: str, octet: int) -> str:
-    return ".".join([*ip.split(".")[:3], str(octet)])
+def subnet_prefixlen(address: str) -> int:
+    """The length of a node's subnet on the provider network: a /24 (IPv4), a /64 (IPv6)."""
+    return 64 if is_ipv6(address) else 24
+
+
+def subnet_gateway(address: str) -> str:
+    """The VPC router's address on ADDRESS's subnet: the subnet's first host."""
+    subnet = ipaddress.ip_interface(f"{address}/{subnet_prefixlen(address)}").network
+    return str(subnet.network_address + 1)

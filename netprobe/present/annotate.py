@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from netprobe.core.model import HopStatus, Phase, TraceResult
-from netprobe.core.packets import INITIAL_TTLS
+from netprobe.core.packets import INITIAL_TTLS, join_address
 from netprobe.core.verdicts import VerdictClass
 
 if TYPE_CHECKING:
@@ -34,6 +34,11 @@ Comments = dict[tuple[int, int], list[str]]
 ICMP_MEANING = {(3, 0): "net unreachable", (3, 1): "host unreachable",
                 (3, 3): "port unreachable", (3, 13): "administratively prohibited",
                 (11, 0): "TTL exceeded"}
+ICMPV6_MEANING = {(1, 0): "no route to destination", (1, 1): "administratively prohibited",
+                  (1, 3): "address unreachable", (1, 4): "port unreachable",
+                  (1, 5): "source address failed policy", (1, 6): "reject route",
+                  (3, 0): "hop limit exceeded"}
+"""RFC 4443's names for ICMPv6 errors (its type numbers overlap ICMP's)."""
 STALLS = (VerdictClass.TLS_HANDSHAKE_TIMEOUT, VerdictClass.RESPONSE_TIMEOUT)
 UNREACHED = (VerdictClass.NO_ENDPOINTS, VerdictClass.NO_ROUTE)
 """Classes whose answer is an ICMP error (kube-proxy's REJECT, a router's unreachable)."""
@@ -225,14 +230,17 @@ def _icmp_comments(ctx: _Context, comments: Comments) -> None:
     for _, groups in rows.groupby("instance", sort=False):
         first = groups.sort_values("time").iloc[0]
         kind = (int(first["icmp_type"]), int(first["icmp_code"]))
-        name = ICMP_MEANING.get(kind, f"type {kind[0]} code {kind[1]}")
-        text = (f"ICMP {name} ({kind[0]}/{kind[1]}) from {first['src']} quoting the replayed "
-                f"SYN to {first['q_dst']}:{int(first['q_dport'])}")
+        v6 = ":" in str(first["src"])
+        name = (ICMPV6_MEANING if v6 else ICMP_MEANING).get(kind, f"type {kind[0]} code {kind[1]}")
+        quoted = join_address(str(first["q_dst"]), int(first["q_dport"]))
+        text = (f"{'ICMPv6' if v6 else 'ICMP'} {name} ({kind[0]}/{kind[1]}) from {first['src']} "
+                f"quoting the replayed SYN to {quoted}")
         if ctx.verdict.cls is VerdictClass.NO_ENDPOINTS:
             text += (f": kube-proxy's REJECT on {first['node']}: the Service has no ready "
                      "endpoint, the SYN never left the node")
         elif ctx.verdict.cls is VerdictClass.NO_ROUTE:
-            text += f": no route to {first['q_dst']} (the apiserver says 'no route to host')"
+            said = ("network is unreachable" if v6 and kind == (1, 0) else "no route to host")
+            text += f": no route to {first['q_dst']} (the apiserver says '{said}')"
         _add(comments, first, text, first=True)
         _copies(ctx, comments, groups, "ICMP error")
 

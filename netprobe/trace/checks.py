@@ -10,6 +10,7 @@ contract (README).
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 from collections.abc import Callable, Iterator
 
@@ -171,7 +172,7 @@ def provider_ports(path: CallPath, nodes: dict[str, NodeInfo],
                 f"Pod {endpoint.pod} uses hostNetwork and port 10250, the kubelet's port.",
                 "Use another port (e.g. 10260) with hostNetwork.", f"Pod {endpoint.pod}")
         if node.provider == "aws" and not endpoint.host_network and not node.fargate \
-                and node.internal_ip and _same_16(endpoint.ip, node.internal_ip) is False:
+                and node.internal_ip and _same_vpc(endpoint.ip, node.internal_ip) is False:
             yield Finding(
                 "eks-overlay-pod-ip", Severity.WARNING,
                 f"Pod {endpoint.pod} has IP {endpoint.ip}, outside its node's network "
@@ -180,10 +181,22 @@ def provider_ports(path: CallPath, nodes: dict[str, NodeInfo],
                 "the VPC CNI.", f"Pod {endpoint.pod}")
 
 
-def _same_16(a: str, b: str) -> bool | None:
-    if ":" in a or ":" in b:
+VPC_PREFIX = {4: 16, 6: 56}
+"""The widest network an EKS VPC gives its nodes and VPC-CNI pods: an IPv4 /16, and for an
+IPv6 cluster the VPC's /56 (each node's pods get a /80 of its subnet's /64)."""
+
+
+def _same_vpc(a: str, b: str) -> bool | None:
+    """Whether A and B share the VPC's network (None: not two addresses of one family)."""
+    try:
+        first, second = ipaddress.ip_address(a), ipaddress.ip_address(b)
+    except ValueError:
         return None
-    return a.split(".")[:2] == b.split(".")[:2]
+    if first.version != second.version:
+        return None
+    length = VPC_PREFIX[first.version]
+    return (ipaddress.ip_network(f"{first}/{length}", strict=False)
+            == ipaddress.ip_network(f"{second}/{length}", strict=False))
 
 
 def ca_bundle(path: CallPath, nodes: dict[str, NodeInfo],

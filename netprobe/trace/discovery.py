@@ -3,6 +3,10 @@
 Owns: `CallPath` (what every target kind discovers), resolving a path to
 the way the apiserver's call takes (ClusterIP, port, targetPort by name
 through the pod's containerPort, EndpointSlices, pods, nodes and provider),
+including the IP family: kube-apiserver's service resolver dials
+`spec.clusterIP`, the primary family's ClusterIP of a dual-stack Service (its
+`ipFamilies[0]`), and kube-proxy sends that call to the EndpointSlices of the same
+family (`addressType`), so those alone are its endpoints;
 selecting paths by name, and reading Nodes. Which objects configure a call
 is the target kind's business (`netprobe.trace.targets`). Must not: fetch
 anything (sources give the objects) or run checks (`checks.py`).
@@ -10,6 +14,7 @@ anything (sources give the objects) or run checks (`checks.py`).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,12 +165,24 @@ def _container_port(pod: Obj | None, target: int | str) -> int | None:
     return None
 
 
+def address_type(address: str | None) -> str | None:
+    """The EndpointSlice `addressType` of ADDRESS's family (None: not an IP, e.g. `None`)."""
+    try:
+        version = ipaddress.ip_address(address or "").version
+    except ValueError:
+        return None
+    return "IPv6" if version == 6 else "IPv4"
+
+
 def _endpoints(objects: list[Obj], path: CallPath, port_name: str | None,
-               target: int | str) -> tuple[EndpointInfo, ...]:
+               target: int | str, family: str | None = None) -> tuple[EndpointInfo, ...]:
+    """The endpoints of PATH's Service port in its EndpointSlices of FAMILY (`IPv4`/`IPv6`;
+    None: every slice)."""
     slices = [s for s in by_kind(objects, "EndpointSlice")
               if s["metadata"].get("namespace") == path.service_namespace
               and (s["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
-              == path.service_name]
+              == path.service_name
+              and (family is None or s.get("addressType", family) == family)]
     found = []
     for eps in slices:
         ports = eps.get("ports") or []
@@ -202,7 +219,8 @@ def resolve(objects: list[Obj], path: CallPath) -> CallPath:
     endpoints: tuple[EndpointInfo, ...] = ()
     if port is not None:
         target = port.get("targetPort", port.get("port"))
-        endpoints = _endpoints(objects, path, port.get("name"), target)  # type: ignore[arg-type]
+        endpoints = _endpoints(objects, path, port.get("name"), target,  # type: ignore[arg-type]
+                               address_type(cluster_ip))
     return replace(path, service=service, cluster_ip=cluster_ip, target_port=target,
                    endpoints=endpoints)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from netprobe.core import rules
 from netprobe.core.model import (
     CallKind,
     Culprit,
@@ -233,7 +234,8 @@ def _worker_hops(facts: PathFacts, cp: Sighting, worker: Sighting,
                         detail=f"{MISSED} {node}'s capture did not see the pod's veth"))
     elif not reached_pod and replay.verdict.cause in NEIGHBOUR_CAUSES:
         reporters = ", ".join(dict.fromkeys(rep for _, rep, _, _ in cp.icmp))
-        how = (f"{reporters} gave up and answered ICMP host unreachable" if reporters
+        answer = rules.gave_up_answer(facts.endpoint_ip or "")
+        how = (f"{reporters} gave up and answered {answer}" if reporters
                else "the node still asks, holding the SYN")
         hops.append(Hop(pod_id, pod_label, HopStatus.REFUSED, node,
                         detail=f"nobody answers ARP/ND for {facts.endpoint_ip} on {node}: {how}"))

@@ -8,6 +8,11 @@ the built-in chains, which kube-proxy inserts with `iptables -I`; here they
 are in the same restore text). Left out, as kube-proxy leaves them out when
 the kernel lacks them: the `nfacct` matches. NodePort, LoadBalancer and
 external IPs are not generated: the lab's Services are ClusterIPs.
+The IPv6 proxier writes the same chains through ip6tables-restore, with IPv6
+addresses (`! -s <IPv6 clusterCIDR>`, `DNAT --to-destination [ip]:port`), and
+without KUBE-FIREWALL's "block incoming localnet connections" rule, which it
+writes for IPv4 only (`route_localnet` has no IPv6 counterpart); ip6tables'
+`REJECT` answers ICMPv6 port unreachable.
 Must not: run iptables.
 """
 
@@ -17,6 +22,7 @@ import base64
 import hashlib
 from collections.abc import Sequence
 
+from netprobe.core.packets import join_address
 from netprobe.lab.kubeproxy import MASQUERADE_MARK, ProxyConfig, ServicePort
 
 JUMPS = {
@@ -66,8 +72,9 @@ def svc_chain(service: ServicePort) -> str:
 
 
 def sep_chain(service: ServicePort, ip: str, port: int) -> str:
-    """servicePortEndpointChainName: KUBE-SEP- + hash of port id, protocol and `ip:port`."""
-    return "KUBE-SEP-" + _hash(f"{service.port_id}{service.protocol}{ip}:{port}")
+    """servicePortEndpointChainName: KUBE-SEP- + hash of port id, protocol and the endpoint's
+    `ip:port` (`[ip]:port` for IPv6, net.JoinHostPort's form)."""
+    return "KUBE-SEP-" + _hash(f"{service.port_id}{service.protocol}{join_address(ip, port)}")
 
 
 def _match(service: ServicePort) -> str:
@@ -75,13 +82,14 @@ def _match(service: ServicePort) -> str:
             f"--dport {service.port}")
 
 
-def _filter(services: list[ServicePort]) -> list[str]:
+def _filter(services: list[ServicePort], ipv6: bool = False) -> list[str]:
     lines = [f"-A KUBE-SERVICES -m comment --comment \"{s.port_id} has no endpoints\" "
              f"{_match(s)} -j REJECT" for s in services if not s.ready]
+    if not ipv6:
+        lines.append('-A KUBE-FIREWALL -m comment --comment "block incoming localnet '
+                     'connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate '
+                     "RELATED,ESTABLISHED,DNAT -j DROP")
     lines += [
-        '-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" '
-        "-d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT "
-        "-j DROP",
         "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
         '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" '
         f"-m mark --mark {MASQUERADE_MARK}/{MASQUERADE_MARK} -j ACCEPT",
@@ -102,14 +110,15 @@ def _service(service: ServicePort, config: ProxyConfig) -> list[str]:
         balance = (f" -m statistic --mode random --probability {1 / left:.10f}"
                    if left > 1 else "")
         lines.append(f'-A {svc} -m comment --comment "{service.port_id} -> '
-                     f'{endpoint.ip}:{endpoint.port}"{balance} '
+                     f'{join_address(endpoint.ip, endpoint.port)}"{balance} '
                      f"-j {sep_chain(service, endpoint.ip, endpoint.port)}")
     for endpoint in ready:
         sep = sep_chain(service, endpoint.ip, endpoint.port)
         lines += [f"-A {sep} -m comment --comment {service.port_id} -s {endpoint.ip} "
                   "-j KUBE-MARK-MASQ",
                   f"-A {sep} -m comment --comment {service.port_id} -m {service.protocol} "
-                  f"-p {service.protocol} -j DNAT --to-destination {endpoint.ip}:{endpoint.port}"]
+                  f"-p {service.protocol} -j DNAT --to-destination "
+                  f"{join_address(endpoint.ip, endpoint.port)}"]
     return lines
 
 
@@ -146,6 +155,6 @@ def restore_text(services: list[ServicePort], config: ProxyConfig,
                  filter_extra: Sequence[str] = ()) -> str:
     """iptables-restore input for a node: kube-proxy's tables, then FILTER_EXTRA rules."""
     nat_chains, nat_rules = _nat(services, config)
-    lines = _table("filter", FILTER_CHAINS, _filter(services), list(filter_extra))
+    lines = _table("filter", FILTER_CHAINS, _filter(services, config.ipv6), list(filter_extra))
     lines += _table("nat", nat_chains, nat_rules, [])
     return "\n".join(lines) + "\n"

@@ -9,17 +9,23 @@ Follows kubernetes/kubernetes `pkg/proxy/nftables/proxier.go` (GA in v1.33): tab
 without endpoints. The text is knftables' transaction form, as the proxier
 test's expected dumps are (tests/unit/lab/test_kubeproxy_nftables.py).
 NodePorts are not generated (the lab's Services are ClusterIPs), so the
-`nodeport-ips` set stays empty. Must not: run nft.
+`nodeport-ips` set stays empty. The IPv6 proxier writes the same transaction in
+table `ip6 kube-proxy` (`ipv6_addr` sets and maps, `ip6 daddr`/`ip6 saddr` matches,
+`dnat to [ip]:port`), as its IPv6 expected dumps show; a dual-stack node has both
+tables. Must not: run nft.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import re
 
+from netprobe.core.packets import join_address
 from netprobe.lab.kubeproxy import MASQUERADE_MARK, ProxyConfig, ServicePort
 
 TABLE = "ip kube-proxy"
+TABLE6 = "ip6 kube-proxy"
 CHAIN_NAME_MAX = 128 - 16
 """chainNameBaseLengthMax: nftablesChainNameLengthMax (128) - chainNamePrefixLengthMax (16), as
 in proxier.go before knftables (newer releases allow longer names; the lab's fit in either)."""
@@ -111,7 +117,7 @@ def _service(service: ServicePort, config: ProxyConfig) -> list[str]:
     for endpoint, name in zip(ready, endpoints, strict=True):
         lines += [f"add rule {TABLE} {name} ip saddr {endpoint.ip} jump mark-for-masquerade",
                   f"add rule {TABLE} {name} meta l4proto {service.protocol} "
-                  f"dnat to {endpoint.ip}:{endpoint.port}"]
+                  f"dnat to {join_address(endpoint.ip, endpoint.port)}"]
     lines += [f"add element {TABLE} cluster-ips {{ {service.cluster_ip} }}",
               f"add element {TABLE} service-ips {{ {service.cluster_ip} . {service.protocol} . "
               f"{service.port} : goto {chain} }}"]
@@ -125,8 +131,22 @@ def _no_endpoints(service: ServicePort) -> list[str]:
             "goto reject-chain }"]
 
 
+FAMILY_WORDS = ((re.compile(r"\bip kube-proxy\b"), TABLE6), (re.compile(r"\bipv4_addr\b"), "ipv6_addr"),
+                (re.compile(r"\bip (daddr|saddr)\b"), r"ip6 \1"))
+"""What the IPv6 proxier writes differently: its table's family, address type and matches."""
+
+
+def _in_family(line: str, ipv6: bool) -> str:
+    if not ipv6:
+        return line
+    for pattern, replacement in FAMILY_WORDS:
+        line = pattern.sub(replacement, line)
+    return line
+
+
 def script(services: list[ServicePort], config: ProxyConfig) -> str:
-    """The `nft -f` input for a node: the base table, then each Service port."""
+    """The `nft -f` input for a node: the base table, then each Service port (in `ip6
+    kube-proxy` for the IPv6 proxier)."""
     lines = BASE.format(service_cidr=config.service_cidr, mark=MASQUERADE_MARK,
                         fully_random=" fully-random" if config.random_fully else "").splitlines()
     lines += ["", *(f"add element {TABLE} nodeport-ips {{ {ip} }}" for ip in config.node_ips),
@@ -134,4 +154,4 @@ def script(services: list[ServicePort], config: ProxyConfig) -> str:
     for service in services:
         lines += ["", f"# {service.port_id}"]
         lines += _service(service, config) if service.ready else _no_endpoints(service)
-    return "\n".join(lines) + "\n"
+    return "\n".join(_in_family(line, config.ipv6) for line in lines) + "\n"

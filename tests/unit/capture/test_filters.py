@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import ICMPv6Unknown, IPv6
 from scapy.layers.l2 import Ether
 from scapy.layers.vxlan import VXLAN
 from scapy.utils import rdpcap, wrpcap
@@ -46,3 +47,32 @@ def test_the_replay_keeps_its_call_inside_vxlan_after_dnat(tmp_path: Path) -> No
 
 def test_ipv6_peers_add_no_vxlan_term() -> None:
     assert "udp" not in filters.endpoints_filter([("fd00::5", 10250)])
+
+
+def _syn6(src: str, dst: str, sport: int, dport: int) -> Ether:
+    return Ether() / IPv6(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags="S")
+
+
+def test_ipv6_peers_are_captured_before_and_after_dnat(tmp_path: Path) -> None:
+    bpf = filters.call_filter(40000, [("fd00:10:96::1463", 443), ("fd00:10:244:1::5", 10250)])
+    kept = [_syn6("fd00:10::10", "fd00:10:96::1463", 40000, 443),  # the socket's own SYN
+            _syn6("fd00:10::10", "fd00:10:244:1::5", 51234, 10250)]  # after DNAT and SNAT
+    other = [_syn6("fd00:10::10", "fd00:10:244:2::6", 51234, 10250),  # another pod
+             _syn6("fd00:10::10", "fd00:10:244:1::5", 51234, 9443)]  # another port
+    assert _matched(tmp_path, bpf, kept) == 2
+    assert _matched(tmp_path, bpf, other) == 0
+
+
+@pytest.mark.parametrize("kind,code,kept", [
+    (1, 0, 1),  # no route (a provider's unreachable route)
+    (1, 3, 1),  # address unreachable (ND gave up)
+    (1, 4, 1),  # port unreachable (kube-proxy's REJECT)
+    (3, 0, 1),  # hop limit exceeded
+    (2, 0, 0),  # packet too big: path MTU, not a failure of the call
+])
+def test_icmpv6_errors_are_captured(tmp_path: Path, kind: int, code: int, kept: int) -> None:
+    quoted = IPv6(src="fd00:10::10", dst="fd00:10:244:1::5") / TCP(sport=40000, dport=10250)
+    error = Ether() / IPv6(src="fd00:10:0:1::11", dst="fd00:10::10") / ICMPv6Unknown(
+        type=kind, code=code) / bytes(quoted)
+    bpf = filters.endpoints_filter([("fd00:10:244:1::5", 10250)])
+    assert _matched(tmp_path, bpf, [error]) == kept

@@ -53,6 +53,19 @@ CASES = [
     ("arp gave up on an address", Evidence(Failure.NO_ROUTE, packets=PacketSummary(
         syn=4, syn_retransmissions=3, icmp=(IcmpInfo("10.0.1.11", 3, 1, 3.0),))),
      "no-route", Phase.TCP, "neighbour-unreachable"),
+    ("nd gave up on an endpoint (ICMPv6 address unreachable)", Evidence(
+        Failure.NO_ROUTE, endpoint_listed=True, packets=PacketSummary(
+            syn=4, syn_retransmissions=3, icmp=(IcmpInfo("fd00:10:0:1::11", 1, 3, 3.0),))),
+     "no-route", Phase.TCP, "stale-endpoint"),
+    ("ICMPv6 3/1 is a reassembly timeout, not ND giving up", Evidence(
+        Failure.NO_ROUTE, endpoint_listed=True, packets=PacketSummary(
+            syn=4, syn_retransmissions=3, icmp=(IcmpInfo("fd00:10:0:1::11", 3, 1, 3.0),))),
+     "no-route", Phase.TCP, "icmp-unreachable"),
+    ("an IPv6 router without a route: ICMPv6 no route, the second SYN aborts", Evidence(
+        Failure.NET_UNREACHABLE, endpoint_listed=True, packets=PacketSummary(
+            syn=2, syn_retransmissions=1, icmp=(IcmpInfo("fd00:10:0:1::1", 1, 0, 0.0),
+                                                IcmpInfo("fd00:10:0:1::1", 1, 0, 1.0)))),
+     "no-route", Phase.TCP, "icmp-unreachable"),
     ("a router without a route answers the first SYN", Evidence(
         Failure.NO_ROUTE, endpoint_listed=True, packets=PacketSummary(
             syn=1, icmp=(IcmpInfo("10.0.0.1", 3, 1, 0.0),))), "no-route", Phase.TCP,
@@ -115,3 +128,16 @@ def test_early_flag_is_carried() -> None:
 def test_every_verdict_class_is_a_contract_name() -> None:
     contract = {c for c in VerdictClass if c not in UNDECIDED}
     assert {rules.classify(case[1]).cls for case in CASES} <= contract
+
+
+def test_icmpv6_is_named_so() -> None:
+    verdict = rules.classify(Evidence(Failure.NET_UNREACHABLE, packets=PacketSummary(
+        icmp=(IcmpInfo("fd00:10:0:1::1", 1, 0, 0.0),))))
+    assert verdict.explanation.startswith("ICMPv6 type 1 code 0 from fd00:10:0:1::1")
+
+
+def test_nd_failure_is_worded_for_ipv6() -> None:
+    verdict = rules.classify(Evidence(Failure.NO_ROUTE, endpoint_listed=True, packets=PacketSummary(
+        syn=4, syn_retransmissions=3, icmp=(IcmpInfo("fd00:10:0:1::11", 1, 3, 3.0),),
+        wire_destination="fd00:10:244:1::5")))
+    assert "answered ICMPv6 address unreachable" in verdict.explanation

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from netprobe.core.model import CallTarget, Failure
+from netprobe.core.model import CallKind, CallTarget, Failure
 from netprobe.replay import apiserver
 
 PREFIX = ('failed calling webhook "webhook.cert-manager.io": failed to call webhook: '
@@ -91,3 +91,32 @@ def test_conversion_webhooks_have_their_own_shape() -> None:
 def test_response_stall_is_the_context_deadline() -> None:
     error = apiserver.predict(_target(), Failure.RESPONSE_STALL)
     assert error.message == PREFIX + "context deadline exceeded" and error.alternatives == ()
+
+
+def _target6(kind: CallKind = CallKind.ADMISSION) -> CallTarget:
+    return CallTarget("https://cert-manager-webhook.cert-manager.svc:443/validate",
+                      "cert-manager-webhook.cert-manager.svc", 443, "/validate",
+                      "fd00:10:96::1463", b"", "webhook.cert-manager.io", 10.0, kind=kind)
+
+
+@pytest.mark.parametrize("failure,err", [
+    (Failure.DIAL_STALL, "i/o timeout"),
+    (Failure.REFUSED, "connect: connection refused"),
+    (Failure.NET_UNREACHABLE, "connect: network is unreachable"),
+])
+def test_ipv6_dials_are_bracketed_as_go_writes_them(failure: Failure, err: str) -> None:
+    error = apiserver.predict(_target6(), failure, dialed=("fd00:10:96::1463", 443),
+                              dial_timeout=30.0)
+    texts = (error.message, *error.alternatives)
+    assert any(text == PREFIX + f"dial tcp [fd00:10:96::1463]:443: {err}" for text in texts)
+
+
+def test_an_ipv6_kubelet_url_and_dial_are_bracketed() -> None:
+    target = CallTarget("https://[fd00:10:0:1::11]:10250/healthz", "fd00:10:0:1::11", 10250,
+                        "/healthz", "fd00:10:0:1::11", b"", "worker-1", 10.0,
+                        kind=CallKind.KUBELET)
+    error = apiserver.predict(target, Failure.DIAL_STALL, dialed=("fd00:10:0:1::11", 10250))
+    assert error.message == ('Get "https://[fd00:10:0:1::11]:10250/healthz": '
+                             "dial tcp [fd00:10:0:1::11]:10250: i/o timeout")
+    assert apiserver.call_url(_target6()).startswith(
+        "https://cert-manager-webhook.cert-manager.svc:443/")

@@ -152,3 +152,66 @@ def test_malformed_snapshots_are_usage_errors(tmp_path: Path, text: str, needle:
 def test_ca_bundle_is_decoded() -> None:
     objects = _objects("ok")
     assert base64.b64decode(objects[0]["webhooks"][0]["clientConfig"]["caBundle"]) == CA
+
+
+# --- IP families ------------------------------------------------------------------------
+
+def _family_objects(scenario: str, family) -> list[dict]:
+    from netprobe.lab.lifecycle import build_plan
+
+    return lab_snapshot.build_list(build_plan(scenario, ip_family=family), CA, CA, 0.0)["items"]
+
+
+def test_a_dual_stack_call_dials_the_primary_cluster_ip_and_its_family_s_endpoints() -> None:
+    from netprobe.lab.topology import IpFamily
+
+    path = _resolved(_family_objects("ok", IpFamily.DUAL), "validating/cert-manager-webhook")[0]
+    assert path.cluster_ip == "10.96.20.99"
+    assert sorted(e.ip for e in path.endpoints) == ["10.244.1.5", "10.244.2.6"]
+
+
+def test_an_ipv6_primary_service_dials_ipv6_and_its_ipv6_slice() -> None:
+    """`spec.clusterIP` is what kube-apiserver's service resolver dials: a Service created
+    with ipFamilies [IPv6, IPv4] has its IPv6 ClusterIP there."""
+    from netprobe.lab.topology import IpFamily
+
+    objects = copy.deepcopy(_family_objects("ok", IpFamily.DUAL))
+    service = next(o for o in objects if o["kind"] == "Service")
+    service["spec"]["ipFamilies"].reverse()
+    service["spec"]["clusterIPs"].reverse()
+    service["spec"]["clusterIP"] = service["spec"]["clusterIPs"][0]
+    path = _resolved(objects, "validating/cert-manager-webhook")[0]
+    assert path.cluster_ip == "fd00:10:96::1463"
+    assert sorted(e.ip for e in path.endpoints) == ["fd00:10:244:1::5", "fd00:10:244:2::6"]
+    assert {e.node for e in path.endpoints} == {"worker-1", "worker-2"}
+
+
+def test_a_single_stack_ipv6_call() -> None:
+    from netprobe.lab.topology import IpFamily
+
+    objects = _family_objects("ok", IpFamily.IPV6)
+    path = _resolved(objects, "validating/cert-manager-webhook")[0]
+    assert path.cluster_ip == "fd00:10:96::1463" and path.target_port == "https"
+    assert {(e.ip, e.port) for e in path.endpoints} == {("fd00:10:244:1::5", 10250),
+                                                         ("fd00:10:244:2::6", 10250)}
+    assert discovery.nodes(objects)["worker-1"].internal_ip == "fd00:10:0:1::11"
+
+
+def test_a_dual_stack_node_s_internal_ip_is_its_first() -> None:
+    from netprobe.lab.topology import IpFamily
+
+    assert discovery.nodes(_family_objects("ok", IpFamily.DUAL))["worker-1"].internal_ip \
+        == "10.0.1.11"
+
+
+def test_the_eks_overlay_finding_holds_in_ipv6() -> None:
+    from netprobe.lab.topology import IpFamily
+
+    assert "eks-overlay-pod-ip" in _codes(_family_objects("eks-custom-cni", IpFamily.IPV6))
+    assert "eks-overlay-pod-ip" not in _codes(_family_objects("ok", IpFamily.IPV6))
+
+
+def test_slices_without_an_address_type_and_headless_services_keep_every_endpoint() -> None:
+    assert discovery.address_type("None") is None
+    assert discovery.address_type("fd00::1") == "IPv6"
+    assert discovery.address_type("10.0.0.1") == "IPv4"
