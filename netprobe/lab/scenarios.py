@@ -165,19 +165,22 @@ def _gke_port_443() -> Plan:
                                    listeners=_webhook_listeners(port=443)))
 
 
-def _networkpolicy_drop() -> Plan:
-    # Enforced on the worker as policy agents do (kube-router, Calico): by the
-    # pod's IP on the way into the pod network, so the node NIC sees the SYN
-    # and the pod's veth never does.
-    plan = base_plan("networkpolicy-drop")
-    pod, worker = plan.pods[0], plan.nodes[1]
+def _pod_ingress_drop(plan: Plan, comment: str, sources: str = "") -> Plan:
+    """PLAN with a NetworkPolicy enforced on the webhook pod's node as policy agents do
+    (kube-router, Calico): by the pod's IP on the way into the pod network, so the node's
+    NIC sees the SYN and the pod's veth never does. SOURCES: the match of what it drops."""
+    pod = plan.pods[0]
     rule = FirewallRule(
-        worker.netns, "FORWARD",
-        f"-d {pod.ip}/32 -o {BRIDGE} -m conntrack --ctstate NEW -m comment --comment "
-        '"np-lab: NetworkPolicy default-deny ingress, no allow from the control plane" '
-        "-j DROP",
+        plan.node(pod.node).netns, "FORWARD",
+        f"-d {pod.ip}/32 {sources}-o {BRIDGE} -m conntrack --ctstate NEW -m comment "
+        f'--comment "np-lab: {comment}" -j DROP',
     )
     return replace(plan, firewall=(rule,))
+
+
+def _networkpolicy_drop() -> Plan:
+    return _pod_ingress_drop(base_plan("networkpolicy-drop"),
+                             "NetworkPolicy default-deny ingress, no allow from the control plane")
 
 
 def _rst_middlebox() -> Plan:
@@ -384,14 +387,8 @@ def _konnectivity_networkpolicy() -> Plan:
     # from the control plane's range only. Through the tunnel the SYN comes from the
     # agent's pod IP and is dropped on the way into the webhook's pod.
     plan = _konnectivity("konnectivity-networkpolicy")
-    pod, worker = plan.pods[0], plan.nodes[1]
-    rule = FirewallRule(
-        worker.netns, "FORWARD",
-        f"-d {pod.ip}/32 ! -s {plan.control_plane.ip}/32 -o {BRIDGE} -m conntrack --ctstate "
-        'NEW -m comment --comment "np-lab: NetworkPolicy allows ingress from the control '
-        'plane range only" -j DROP',
-    )
-    return replace(plan, firewall=(rule,))
+    return _pod_ingress_drop(plan, "NetworkPolicy allows ingress from the control plane range "
+                             "only", sources=f"! -s {plan.control_plane.ip}/32 ")
 
 
 def _service_not_found() -> Plan:

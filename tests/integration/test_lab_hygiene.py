@@ -59,12 +59,14 @@ def test_up_is_idempotent_and_refuses_another_scenario() -> None:
         other = run_cli("lab", "up", "no-route", check=False)
         assert other.returncode == 2
         assert other.stderr.strip().splitlines() == [
-            "netprobe: error: a lab is already up (scenario ok, iptables mode, overlay none); "
-            "run 'netprobe lab down' first"]
+            "netprobe: error: a lab is already up (scenario ok, iptables mode, overlay none, "
+            "ipv4); run 'netprobe lab down' first"]
         other_mode = run_cli("lab", "up", "ok", "--proxy-mode", "nftables", check=False)
         assert other_mode.returncode == 2 and "already up" in other_mode.stderr
         other_overlay = run_cli("lab", "up", "ok", "--overlay", "vxlan", check=False)
         assert other_overlay.returncode == 2 and "already up" in other_overlay.stderr
+        other_family = run_cli("lab", "up", "ok", "--ip-family", "ipv6", check=False)
+        assert other_family.returncode == 2 and "already up" in other_family.stderr
         status = run_cli("lab", "status", "-o", "json")
         assert '"healthy": true' in status.stdout
     finally:
