@@ -70,7 +70,9 @@ def call_filter(local_port: int, peers: list[tuple[str, int]], *,
 
 def endpoints_filter(endpoints: list[tuple[str, int]]) -> str:
     """BPF for an endpoint's node: the connection after NAT (pod address and port), ICMP errors,
-    and the connection inside VXLAN."""
+    and the connection inside VXLAN. Without ENDPOINTS, all TCP (as for unknown ones)."""
+    if not endpoints:
+        return f"{EVERY_TCP} or {ICMP_ERRORS}"
     tunnelled = _encapsulated(endpoints)
     return (f"(tcp and ({_hosts(endpoints)})) or {ICMP_ERRORS}"
             + (f" or {tunnelled}" if tunnelled else ""))

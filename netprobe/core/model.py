@@ -298,6 +298,10 @@ class Evidence:
     agent's word, which comes before the kernel gives up and answers host unreachable."""
     endpoint_listed: bool = False
     """The wire destination is one of the Service's endpoints (its EndpointSlices)."""
+    rejected_on_node: str | None = None
+    """The call started in a pod (a konnectivity agent's) and its node's own capture saw
+    that node answer the SYN to a Service without endpoints with an ICMP error: the node's
+    rules refused it, though the SYN left the pod."""
     system_roots: bool = False
     """The caBundle is empty: the certificate was verified against the system trust store,
     as the apiserver's client does then."""

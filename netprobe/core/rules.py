@@ -96,11 +96,13 @@ def _ok(ev: Evidence) -> Verdict:
 
 
 def _no_endpoints(ev: Evidence) -> Verdict:
+    where = (f"the SYN left the pod but not its node, {ev.rejected_on_node}, whose own rules "
+             "answered it with an ICMP error" if ev.rejected_on_node
+             else "without a packet leaving this host: the node's own rules rejected the SYN")
     return Verdict(
         VerdictClass.NO_ENDPOINTS, Phase.TCP, Cause.KUBE_PROXY_REJECT,
-        "The connection was refused without a packet leaving this host: the node's own "
-        "rules rejected the SYN. kube-proxy installs such a REJECT for a Service that has "
-        "no ready endpoints, so the webhook pod is not Ready (or does not exist).",
+        f"The connection was refused {where}. kube-proxy installs such a REJECT for a Service "
+        "that has no ready endpoints, so the webhook pod is not Ready (or does not exist).",
         "Check `kubectl get endpointslices` for the Service; make the pod Ready: compare "
         "the readiness probe's port with the port the webhook serves healthz on "
         "(e.g. --healthz-port), check its logs; if endpoints never update, check etcd's quota.")
@@ -508,8 +510,9 @@ RULES: tuple[Rule, ...] = (
          flows=FlowTest(lambda f: _icmp(f, False), V.NO_ROUTE,
                         "ICMP unreachable quoting the SYN")),
     Rule("refused, no SYN went past the node's rules",
-         replay=ReplayTest(lambda ev: _refused(ev) and ev.packets is not None
-                           and not _syn_sent(ev), _no_endpoints)),
+         replay=ReplayTest(lambda ev: _refused(ev) and (
+             (ev.packets is not None and not _syn_sent(ev)) or ev.rejected_on_node is not None),
+             _no_endpoints)),
     Rule("refused by a forged reset",
          replay=ReplayTest(lambda ev: _refused(ev) and _rst_forged(ev), _refused_by_middlebox)),
     Rule("refused by the destination",

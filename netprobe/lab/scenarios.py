@@ -382,6 +382,12 @@ def _konnectivity(scenario: str, ready: bool = True) -> Plan:
     return replace(plan, tunnel_agents=(_tunnel_agent(plan.nodes[2], ready),))
 
 
+def _konnectivity_no_endpoints() -> Plan:
+    # --healthz-port=6081 while the readiness probe asks 6080, as in no-endpoints.
+    return _with_pod(_konnectivity("konnectivity-no-endpoints"), ready=False, healthz_port=6081,
+                     listeners=_webhook_listeners(healthz=6081))
+
+
 def _konnectivity_networkpolicy() -> Plan:
     # The NetworkPolicy GKE's docs gave for webhooks before konnectivity: ingress allowed
     # from the control plane's range only. Through the tunnel the SYN comes from the
@@ -511,6 +517,10 @@ SCENARIOS: tuple[Scenario, ...] = (
              "konnectivity in use, its only agent not Ready: 'No agent available'",
              "no-tunnel-agent", "konnectivity-no-agent",
              lambda: _konnectivity("konnectivity-no-agent", ready=False)),
+    Scenario("konnectivity-no-endpoints",
+             "GKE with konnectivity, the webhook pod never Ready: kube-proxy on the agent's "
+             "node rejects the agent pod's SYN",
+             "no-endpoints", "kube-proxy-reject", _konnectivity_no_endpoints),
     Scenario("konnectivity-networkpolicy",
              "a NetworkPolicy allows the control plane only; through konnectivity the agent "
              "pod's SYN is dropped at the webhook pod",

@@ -182,6 +182,15 @@ def _result(target: CallTarget, outcome: call.CallOutcome, summary: PacketSummar
                         dialed=outcome.dialed, wire=nat)
 
 
+def with_node_rejection(replay: ReplayResult, node: str) -> ReplayResult:
+    """REPLAY, made from a pod on NODE, judged again with NODE's own capture: the node
+    answered the SYN with an ICMP error without forwarding it (kube-proxy's REJECT for a
+    Service without endpoints)."""
+    evidence = Evidence(failure=Failure.REFUSED, packets=replay.packets, dialed=replay.dialed,
+                        rejected_on_node=node)
+    return dataclasses.replace(replay, verdict=rules.classify(evidence))
+
+
 def with_neighbour(replay: ReplayResult, node: str, state: str) -> ReplayResult:
     """REPLAY judged again with its endpoint's node still asking ARP/ND for the address
     (STATE `incomplete`/`failed`): an early `io-timeout` is then a stale endpoint, and the

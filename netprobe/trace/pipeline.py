@@ -41,6 +41,7 @@ from netprobe.replay.probe import (
     no_tunnel_agent,
     service_missing,
     with_neighbour,
+    with_node_rejection,
 )
 from netprobe.trace import checks, correlate, discovery, hops, plan, run
 from netprobe.trace.discovery import CallPath, EndpointInfo, NodeInfo, Obj
@@ -204,6 +205,17 @@ def _judged_with_neighbours(replay: ReplayResult, endpoint: EndpointInfo | None,
     return with_neighbour(replay, node_result.node, state)
 
 
+def _judged_on_the_node(replay: ReplayResult, endpoint: EndpointInfo | None,
+                        agent_plan: plan.AgentPlan, node_view: correlate.Sighting) -> ReplayResult:
+    """A refused call to a Service without endpoints, made from a pod (a konnectivity
+    agent's) whose node's capture saw an ICMP error answer its SYN: the node's kube-proxy
+    REJECT, although, seen from the pod, the SYN left."""
+    if endpoint is not None or not agent_plan.vantage_captured or not node_view.icmp or \
+            replay.verdict.cls is not VerdictClass.CONNECTION_REFUSED:
+        return replay
+    return with_node_rejection(replay, agent_plan.vantage)
+
+
 IPVS_INTERFACE = "kube-ipvs0"
 """The dummy link kube-proxy's IPVS mode holds every ClusterIP on."""
 
@@ -226,6 +238,7 @@ def _endpoint_result(path: CallPath, agents: run.AgentRun, agent_plan: plan.Agen
     replay = _judged_with_neighbours(wire.replay_from_json(agents.replay.replays[index]),
                                      endpoint, agents.captures.get(node or ""))
     seen = correlate_probe(agents, saved, frames, index, replay, node, agent_plan)       # 5
+    replay = _judged_on_the_node(replay, endpoint, agent_plan, seen.control_plane)
     facts = path_facts(path, endpoint, agent_plan.vantage, agent_plan.managed,
                        _proxy_mode(proxy, agents.replay), tunnel, agent_plan)
     path_hops = hops.build_hops(facts, replay, seen.control_plane, seen.worker)          # 6

@@ -128,6 +128,12 @@ def tunnel_vantage(tunnel: Konnectivity | None, path: CallPath, backend: AgentBa
     return None, None, False
 
 
+def _service_address(path: CallPath) -> list[tuple[str, int]]:
+    """The ClusterIP:port a pod's call is sent to before its node's NAT (what the node's
+    capture watches when there is no endpoint to watch)."""
+    return [(path.cluster_ip, path.service_port)] if path.cluster_ip else []
+
+
 def target_json(target: CallTarget) -> dict[str, Any]:
     """TARGET as an agent spec carries it (caBundle as PEM text)."""
     fields = dataclasses.asdict(target)
@@ -152,6 +158,7 @@ def plan(path: CallPath, base: CallTarget, nodes: dict[str, NodeInfo], backend: 
     endpoint_nodes: dict[str, list[EndpointInfo]] = {}
     if in_pod:
         endpoint_nodes[node] = [c.endpoint for c in calls if c.endpoint]
+    watched_service = _service_address(path) if in_pod and not endpoint_nodes[node] else []
     for call in calls:
         if call.endpoint and call.endpoint.node and call.endpoint.node != node:
             endpoint_nodes.setdefault(call.endpoint.node, []).append(call.endpoint)
@@ -165,7 +172,8 @@ def plan(path: CallPath, base: CallTarget, nodes: dict[str, NodeInfo], backend: 
                        targets=[target_json(c.target) for c in calls], timeouts=timers)
     captures = tuple(
         AgentSpec(run_id, worker, "capture",
-                  bpf=filters.endpoints_filter([(e.ip, e.port) for e in endpoints]),
+                  bpf=filters.endpoints_filter([(e.ip, e.port) for e in endpoints]
+                                               or watched_service),
                   watch=sorted({e.ip for e in endpoints}),
                   timeouts=timers, duration=duration)
         for worker, endpoints in endpoint_nodes.items())

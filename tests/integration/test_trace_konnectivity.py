@@ -80,3 +80,17 @@ def test_no_ready_agent_is_no_agent_available(tmp_path: Path) -> None:
     assert result["verdict"]["culprit"]["hop"] == "tunnel"
     assert result["apiserver_error"].endswith(": No agent available")
     assert result["captures"] == [] and result["replay"]["phases"][1]["status"] == "failed"
+
+
+def test_no_endpoints_is_the_agents_nodes_reject(tmp_path: Path) -> None:
+    """Seen from the agent's pod the SYN leaves and an ICMP error comes back, as from any
+    REJECT on the way; the agent's node's own capture says its kube-proxy answered."""
+    done = trace_scenario(tmp_path, "konnectivity-no-endpoints", "webhook", WEBHOOK)
+    assert done.returncode == 1, done.stderr
+    result = _result(done)
+    verdict = result["verdict"]
+    assert (verdict["class"], verdict["cause"]) == ("no-endpoints", "kube-proxy-reject")
+    assert verdict["culprit"] == {"hop": "service", "node": AGENT_NODE, "pod": None}
+    assert f"not its node, {AGENT_NODE}" in verdict["explanation"]
+    assert result["apiserver_error"].endswith("dial tcp 10.96.20.99:443: connect: connection "
+                                              "refused")

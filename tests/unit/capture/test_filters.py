@@ -76,3 +76,9 @@ def test_icmpv6_errors_are_captured(tmp_path: Path, kind: int, code: int, kept: 
         type=kind, code=code) / bytes(quoted)
     bpf = filters.endpoints_filter([("fd00:10:244:1::5", 10250)])
     assert _matched(tmp_path, bpf, [error]) == kept
+
+
+def test_no_endpoint_to_watch_keeps_every_tcp_packet(tmp_path: Path) -> None:
+    bpf = filters.endpoints_filter([])
+    syn = Ether() / IP(src="10.244.2.20", dst="10.96.20.99") / TCP(dport=443, flags="S")
+    assert _matched(tmp_path, bpf, [syn]) == 1

@@ -141,3 +141,17 @@ def test_nd_failure_is_worded_for_ipv6() -> None:
         syn=4, syn_retransmissions=3, icmp=(IcmpInfo("fd00:10:0:1::11", 1, 3, 3.0),),
         wire_destination="fd00:10:244:1::5")))
     assert "answered ICMPv6 address unreachable" in verdict.explanation
+
+
+def test_a_pods_call_rejected_on_its_node_is_no_endpoints() -> None:
+    """From a konnectivity agent's pod the SYN leaves the pod before kube-proxy's REJECT on
+    its node answers: only the node's own capture says the node refused it."""
+    from netprobe.core.model import Evidence, Failure, IcmpInfo, PacketSummary
+    from netprobe.core.verdicts import Cause, VerdictClass
+
+    packets = PacketSummary(syn=1, left_host=True, icmp=(IcmpInfo("10.244.2.1", 3, 3, 0.0),))
+    seen_from_pod = rules.classify(Evidence(Failure.REFUSED, packets=packets))
+    assert seen_from_pod.cls is not VerdictClass.NO_ENDPOINTS
+    with_node = rules.classify(Evidence(Failure.REFUSED, packets=packets, rejected_on_node="w2"))
+    assert (with_node.cls, with_node.cause) == (VerdictClass.NO_ENDPOINTS, Cause.KUBE_PROXY_REJECT)
+    assert "not its node, w2" in with_node.explanation
