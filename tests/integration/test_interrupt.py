@@ -17,9 +17,24 @@ from tests.integration.wire import run_cli
 pytestmark = pytest.mark.lab
 
 
+def _lab_netns() -> set[int]:
+    """Inode numbers of the lab's network namespaces (`/run/netns/np-*`)."""
+    return {path.stat().st_ino for path in Path("/run/netns").glob("np-*")}
+
+
 def _ours(pattern: str) -> list[str]:
+    """Processes matching PATTERN in the lab's namespaces (not another user's tcpdump)."""
     found = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True).stdout
-    return [line for line in found.splitlines() if "pgrep" not in line]
+    lab = _lab_netns()
+    return [line for line in found.splitlines() if "pgrep" not in line
+            and _netns_inode(int(line.split()[0])) in lab]
+
+
+def _netns_inode(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:  # gone meanwhile
+        return None
 
 
 def _netprobe_temp() -> set[str]:
