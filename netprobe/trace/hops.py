@@ -30,6 +30,8 @@ REFUSING = (HopStatus.REFUSED, HopStatus.DROPPED, HopStatus.FAILED)
 NEIGHBOUR_CAUSES = (Cause.STALE_ENDPOINT, Cause.NEIGHBOUR_UNREACHABLE)
 ANSWERED = {CallKind.ADMISSION: "valid review", CallKind.CONVERSION: "valid review",
             CallKind.DISCOVERY: "discovery answered", CallKind.KUBELET: "the kubelet answered"}
+SERVERS = {CallKind.DISCOVERY: "aggregated API server", CallKind.KUBELET: "kubelet"}
+"""What the last hop (id `webhook` for every kind) is called when it is not a webhook."""
 MISSED = "connected, but"
 """How the detail of a hop starts when the replay's handshake proves what a capture missed."""
 
@@ -278,8 +280,10 @@ def _connected(replay: ReplayResult) -> bool:
 
 def _webhook_hop(facts: PathFacts, replay: ReplayResult, worker: Sighting) -> Hop:
     verdict = replay.verdict
-    label = f"webhook {facts.endpoint_ip}:{facts.endpoint_port}" + (f" (pod {facts.pod})"
-                                                                     if facts.pod else "")
+    server = SERVERS.get(replay.target.kind, "webhook")
+    where = (join_address(facts.endpoint_ip, facts.endpoint_port)
+             if facts.endpoint_ip and facts.endpoint_port else facts.endpoint_ip or facts.service)
+    label = f"{server} {where}" + (f" (pod {facts.pod})" if facts.pod else "")
     node = facts.endpoint_node
     if verdict.cls is VerdictClass.OK:
         return Hop("webhook", label, HopStatus.OK, node, detail=ANSWERED[replay.target.kind])
