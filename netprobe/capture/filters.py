@@ -15,6 +15,8 @@ them.
 
 from __future__ import annotations
 
+import ipaddress
+
 ICMP_ERRORS = ("(icmp and (icmp[0] == 3 or icmp[0] == 11)) or "
                "(icmp6 and (ip6[40] == 1 or ip6[40] == 3))")
 """Destination unreachable and time exceeded, ICMP and ICMPv6 (without IPv6 extension headers)."""
@@ -34,22 +36,45 @@ def _hosts(peers: list[tuple[str, int]]) -> str:
     return " or ".join(f"(host {ip} and port {port})" for ip, port in peers)
 
 
+INNER_IPV6 = 40 + 8 + 8 + 14
+"""Offset of the inner IPv6 header of a VXLAN datagram carried over IPv6 (as flannel-v6.1
+carries it) from the outer IPv6 header: no extension headers, no VLAN tag."""
+
+
 def _encapsulated(peers: list[tuple[str, int]]) -> str | None:
-    """VXLAN datagrams whose inner IPv4 source or destination is one of PEERS' addresses."""
-    words = sorted({word for ip, _ in peers if (word := _ipv4_word(ip)) is not None})
-    if not words:
-        return None
+    """VXLAN datagrams whose inner source or destination is one of PEERS' addresses: IPv4
+    inside IPv4, IPv6 inside IPv6 (libpcap reads no `udp[]` over IPv6: `ip6[]` offsets)."""
+    addresses = {ipaddress.ip_address(ip) for ip, _ in peers if _is_ip(ip)}
     ports = " or ".join(f"udp port {port}" for port in VXLAN_PORTS)
-    inner = " or ".join(f"udp[{INNER_IPV4 + 12}:4] == {w} or udp[{INNER_IPV4 + 16}:4] == {w}"
-                        for w in words)
-    return f"(ip and udp and ({ports}) and ({inner}))"
+    terms = []
+    v4 = sorted(a for a in addresses if a.version == 4)
+    if v4:
+        inner = " or ".join(f"udp[{INNER_IPV4 + 12}:4] == {_word(a.packed)} or "
+                            f"udp[{INNER_IPV4 + 16}:4] == {_word(a.packed)}" for a in v4)
+        terms.append(f"(ip and udp and ({ports}) and ({inner}))")
+    v6 = sorted(a for a in addresses if a.version == 6)
+    if v6:
+        inner = " or ".join(f"({_ip6_equals(INNER_IPV6 + 8, a)}) or "
+                            f"({_ip6_equals(INNER_IPV6 + 24, a)})" for a in v6)
+        terms.append(f"(ip6 and udp and ({ports}) and ({inner}))")
+    return " or ".join(terms) or None
 
 
-def _ipv4_word(address: str) -> str | None:
-    parts = address.split(".")
-    if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
-        return None
-    return "0x" + "".join(f"{int(p):02x}" for p in parts)
+def _ip6_equals(offset: int, address: ipaddress.IPv6Address | ipaddress.IPv4Address) -> str:
+    packed = address.packed
+    return " and ".join(f"ip6[{offset + i}:4] == {_word(packed[i:i + 4])}" for i in (0, 4, 8, 12))
+
+
+def _word(four: bytes) -> str:
+    return "0x" + four.hex()
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def call_filter(local_port: int, peers: list[tuple[str, int]], *,

@@ -120,13 +120,8 @@ def build_plan(name: str, proxy_mode: ProxyMode = ProxyMode.IPTABLES,
     POD_OVERLAY where it applies.
 
     Raises:
-        UsageError: unknown scenario, or the VXLAN overlay asked for with IPv6 (the lab's
-            overlay carries IPv4 only).
+        UsageError: unknown scenario.
     """
-    if pod_overlay is not Overlay.NONE and ip_family is not IpFamily.IPV4:
-        raise errors.UsageError(
-            f"building the lab: --overlay {pod_overlay.value} carries IPv4 pods only in the "
-            f"lab; use --ip-family ipv4 with it, or --overlay none with {ip_family.value}")
     plan = replace(scenarios.get(name).build(), proxy_mode=proxy_mode)
     return overlay.with_overlay(families.with_ip_family(plan, ip_family), pod_overlay)
 

@@ -123,8 +123,8 @@ def _node_commands(plan: Plan, node: Node) -> list[str]:
                        for cidr in node.pod_cidrs), f"link set {BRIDGE} up"]
     for pod in _pods_on(plan, node):
         commands += [f"link set {pod.host_veth} master {BRIDGE}", f"link set {pod.host_veth} up"]
-        if node in overlay.members(plan):  # flannel's CNI gives pods the overlay's MTU
-            commands.append(f"link set {pod.host_veth} mtu {overlay.MTU}")
+        if mtu := overlay.pod_mtu(plan, node):  # flannel's CNI gives pods the overlay's MTU
+            commands.append(f"link set {pod.host_veth} mtu {mtu}")
     return commands + overlay.node_commands(plan, node)
 
 
@@ -132,7 +132,8 @@ def _pod_commands(plan: Plan, pod: Pod) -> list[str]:
     node = plan.node(pod.node)
     cidrs = [next(cidr for cidr in node.pod_cidrs if is_ipv6(cidr) == is_ipv6(ip))
              for ip in pod.ips]
-    mtu = [f"link set {NODE_NIC} mtu {overlay.MTU}"] if node in overlay.members(plan) else []
+    pod_mtu = overlay.pod_mtu(plan, node)
+    mtu = [f"link set {NODE_NIC} mtu {pod_mtu}"] if pod_mtu else []
     return ["link set lo up",
             *(_addr(ip, _prefixlen(cidr), NODE_NIC)
               for ip, cidr in zip(pod.ips, cidrs, strict=True)),
@@ -183,7 +184,7 @@ def build(plan: Plan) -> None:
         _ip_batch(_node_commands(plan, node), node.netns)
         if fdb := overlay.fdb_commands(plan, node):
             system.run(["bridge", "-n", node.netns, "-batch", "-"], stdin="\n".join(fdb) + "\n",
-                       doing=f"writing {overlay.DEVICE}'s forwarding entries in {node.netns}",
+                       doing=f"writing the VXLAN forwarding entries in {node.netns}",
                        error=errors.LabError)
     for pod in plan.network_pods:
         if not pod.in_node_netns:

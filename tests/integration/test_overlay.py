@@ -81,3 +81,17 @@ def test_a_node_without_an_overlay_route_sends_the_syn_bare(tmp_path: Path) -> N
     story.check(result)
     assert result["verdict"]["class"] == "no-route"
     assert "overlay" not in _hops(result)
+
+
+@pytest.mark.parametrize("family", ["ipv6", "dual"])
+def test_the_overlay_of_each_family(tmp_path: Path, family: str) -> None:
+    """flannel-v6.1 carries IPv6 pods between the nodes' IPv6 addresses; in dual-stack the
+    call takes the Service's primary family, IPv4, through flannel.1."""
+    done = trace_scenario(tmp_path, "ok", "webhook", WEBHOOK,
+                          lab_args=(*VXLAN, "--ip-family", family))
+    assert done.returncode == 0, done.stderr
+    for result in json.loads(done.stdout)["results"]:
+        story.check(result)
+        outer = _hops(result)["overlay"]["addresses"]
+        assert outer.startswith("VXLAN VNI 1 " + ("fd00:10::10 -> fd00:10:0:"
+                                                  if family == "ipv6" else "10.0.0.10 -> 10.0."))

@@ -45,8 +45,17 @@ def test_the_replay_keeps_its_call_inside_vxlan_after_dnat(tmp_path: Path) -> No
     assert _matched(tmp_path, bpf, [_vxlan(8472, ENDPOINT[0])]) == 1
 
 
-def test_ipv6_peers_add_no_vxlan_term() -> None:
-    assert "udp" not in filters.endpoints_filter([("fd00::5", 10250)])
+def test_a_node_keeps_an_ipv6_call_inside_vxlan_over_ipv6(tmp_path: Path) -> None:
+    """flannel-v6.1: IPv6 pods' packets inside VXLAN between the nodes' IPv6 addresses."""
+    def vxlan6(inner_dst: str) -> Ether:
+        inner = Ether() / IPv6(src="fd00:10:244::", dst=inner_dst) / TCP(dport=10250,
+                                                                          flags="S")
+        return Ether() / IPv6(src="fd00:10::10", dst="fd00:10:0:1::11") / \
+            UDP(sport=51000, dport=8472) / VXLAN(vni=1) / inner
+
+    bpf = filters.endpoints_filter([("fd00:10:244:1::5", 10250)])
+    assert _matched(tmp_path, bpf, [vxlan6("fd00:10:244:1::5")]) == 1
+    assert _matched(tmp_path, bpf, [vxlan6("fd00:10:244:1::6")]) == 0
 
 
 def _syn6(src: str, dst: str, sport: int, dport: int) -> Ether:

@@ -8,8 +8,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from netprobe.core import errors
-from netprobe.lab import families, netns, objects, pki, scenarios, servers
+from netprobe.lab import families, netns, objects, overlay, pki, scenarios, servers
 from netprobe.lab.lifecycle import build_plan
 from netprobe.lab.topology import IpFamily, Overlay, Plan
 
@@ -71,9 +70,25 @@ def test_firewall_rejects_become_icmpv6() -> None:
     assert other.rule == "-s fd00:10::10/128 -j REJECT --reject-with icmp6-adm-prohibited"
 
 
-def test_the_vxlan_overlay_refuses_ipv6() -> None:
-    with pytest.raises(errors.UsageError, match="IPv4 pods only"):
-        build_plan("ok", pod_overlay=Overlay.VXLAN, ip_family=IpFamily.DUAL)
+def test_the_vxlan_overlay_carries_each_family_in_its_own_device() -> None:
+    """flanneld with EnableIPv6: flannel.1 over IPv4 for IPv4 pods, flannel-v6.1 over the
+    node's IPv6 address for IPv6 pods (MTU 1500 - 70), ND entries and routes like ARP's."""
+    plan = build_plan("ok", pod_overlay=Overlay.VXLAN, ip_family=IpFamily.DUAL)
+    cp, w1 = plan.nodes[0], plan.nodes[1]
+    assert [v.device for v in overlay.vteps(plan, cp)] == ["flannel.1", "flannel-v6.1"]
+    commands = overlay.node_commands(plan, cp)
+    assert ("link add flannel-v6.1 type vxlan id 1 local fd00:10::10 dev npeth0 dstport 8472 "
+            "nolearning") in commands
+    assert "addr add fd00:10:244::/128 dev flannel-v6.1 nodad" in commands
+    v6 = overlay.vteps(plan, w1)[1]
+    assert "route replace fd00:10:244:1::/64 via fd00:10:244:1:: dev flannel-v6.1 onlink" \
+        in commands
+    assert (f"fdb append {v6.mac} dev flannel-v6.1 dst fd00:10:0:1::11 self permanent"
+            in overlay.fdb_commands(plan, cp))
+    assert overlay.pod_mtu(plan, cp) == 1430
+    assert plan.vpc_routes == ()  # neither family's pod CIDRs are routed by the provider
+    only6 = build_plan("ok", pod_overlay=Overlay.VXLAN, ip_family=IpFamily.IPV6)
+    assert [v.device for v in overlay.vteps(only6, only6.nodes[0])] == ["flannel-v6.1"]
 
 
 def test_node_and_pod_commands_carry_both_families_without_dad() -> None:
