@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from netprobe.core.packets import ip_version
+
 ICMP_ERRORS = ("(icmp and (icmp[0] == 3 or icmp[0] == 11)) or "
                "(icmp6 and (ip6[40] == 1 or ip6[40] == 3))")
 """Destination unreachable and time exceeded, ICMP and ICMPv6 (without IPv6 extension headers)."""
@@ -44,7 +46,7 @@ carries it) from the outer IPv6 header: no extension headers, no VLAN tag."""
 def _encapsulated(peers: list[tuple[str, int]]) -> str | None:
     """VXLAN datagrams whose inner source or destination is one of PEERS' addresses: IPv4
     inside IPv4, IPv6 inside IPv6 (libpcap reads no `udp[]` over IPv6: `ip6[]` offsets)."""
-    addresses = {ipaddress.ip_address(ip) for ip, _ in peers if _is_ip(ip)}
+    addresses = {ipaddress.ip_address(ip) for ip, _ in peers if ip_version(ip)}
     ports = " or ".join(f"udp port {port}" for port in VXLAN_PORTS)
     terms = []
     v4 = sorted(a for a in addresses if a.version == 4)
@@ -67,14 +69,6 @@ def _ip6_equals(offset: int, address: ipaddress.IPv6Address | ipaddress.IPv4Addr
 
 def _word(four: bytes) -> str:
     return "0x" + four.hex()
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def call_filter(local_port: int, peers: list[tuple[str, int]], *,

@@ -32,14 +32,9 @@ def _flow_pieces(analysis: Any | None, limit: int,
     if analysis is None:
         return
     order = flowjson.flow_order(analysis.flows, limit)
+    extra = _wireshark_column(analysis, dissection)
     for lo in range(0, len(order), TEXT_ROWS_PER_PIECE):
-        rows = flowjson.flow_dicts(analysis.flows, order[lo: lo + TEXT_ROWS_PER_PIECE])
-        if dissection is not None:
-            from netprobe.present.dissection import flow_json
-
-            for row in rows:
-                row["wireshark"] = flow_json(dissection.views.get(row["stream"]))
-        yield rows
+        yield flowjson.flow_dicts(analysis.flows, order[lo: lo + TEXT_ROWS_PER_PIECE], extra)
 
 
 def _analyse(path: str, kept: list[Any] | None = None) -> tuple[dict[str, Any], Any | None]:

@@ -1,10 +1,12 @@
 """Facts of the wire that every layer reads packets by.
 
-Owns: TCP flag bits and the TTLs hosts start packets with. Must not: import
-anything outside the standard library.
+Owns: TCP flag bits, the TTLs hosts start packets with, and how addresses are
+written and told apart. Must not: import anything outside the standard library.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 """TCP flag bits (RFC 9293)."""
@@ -12,6 +14,14 @@ FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 INITIAL_TTLS = (64, 128, 255)
 """What hosts and routers start TTLs at; a packet arriving with exactly one of
 these was made on the local link, not routed."""
+
+
+def ip_version(text: str | None) -> int | None:
+    """4 or 6 when TEXT is an IP address (unbracketed), else None (a name, empty, None)."""
+    try:
+        return ipaddress.ip_address(text or "").version
+    except ValueError:
+        return None
 
 
 def join_address(ip: str, port: int) -> str:

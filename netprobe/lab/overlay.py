@@ -45,7 +45,6 @@ ENCAP_OVERHEAD = 50
 """flannel's vxlan backend: outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8."""
 ENCAP_OVERHEAD6 = 70
 """The same over IPv6 (a 40-byte outer header)."""
-MTU = 1500 - ENCAP_OVERHEAD
 
 
 @dataclass(frozen=True)

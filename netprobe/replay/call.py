@@ -33,6 +33,7 @@ from netprobe.core.model import (
     PhaseResult,
     Status,
 )
+from netprobe.core.packets import ip_version
 from netprobe.core.settings import Timeouts
 from netprobe.replay import apiserver, certs, review, sockets
 
@@ -118,7 +119,7 @@ def _resolve(target: CallTarget, netns: str | None, out: CallOutcome, clock: _Cl
         _phase(out, Phase.DNS, Status.OK, clock, began,
                f"{target.host} -> {target.resolve_ip} (service resolver, --resolve)")
         return target.resolve_ip
-    if _is_ip(target.host):
+    if ip_version(target.host.strip("[]")) is not None:
         _phase(out, Phase.DNS, Status.OK, clock, began, f"{target.host} is an address: no lookup")
         return target.host.strip("[]")
     wait = target.timeout_seconds if timeouts.full else min(timeouts.dns_stall,
@@ -260,7 +261,7 @@ def _handshake(sock: socket.socket, target: CallTarget, timeouts: Timeouts,
     began = clock.elapsed()
     limit = min(began + timeouts.tls, target.timeout_seconds)
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    sni = None if _is_ip(target.host) else target.host
+    sni = None if ip_version(target.host.strip("[]")) is not None else target.host
     pipe = _Pipe(sock, _tls_context().wrap_bio(incoming, outgoing, server_hostname=sni),
                  incoming, outgoing)
     hello_sent: float | None = None
@@ -298,14 +299,6 @@ def _handshake(sock: socket.socket, target: CallTarget, timeouts: Timeouts,
                 return None
     _verify(pipe, target, out, clock, began)
     return pipe if out.failure is None else None
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host.strip("[]"))
-    except OSError:
-        return False
-    return True
 
 
 def _tls_failed(out: CallOutcome, clock: _Clock, began: float, detail: str) -> None:

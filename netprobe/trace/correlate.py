@@ -131,14 +131,13 @@ def _encapsulation(syn: Any, ifnames: dict[str, str]) -> Encapsulation | None:
     kind, addresses and VNI are in the `tunnel`, `outer_*` and `vni` columns)."""
     if syn.empty or "tunnel" not in syn.columns:
         return None
-    tunnelled = syn[[bool(kind) and kind == kind for kind in syn["tunnel"]]]  # "" / NaN: none
+    tunnelled = syn[syn["tunnel"] != ""]
     if tunnelled.empty:
         return None
     first = tunnelled.sort_values("time", kind="stable").iloc[0]
-    vni = first["vni"]
+    vni = int(first["vni"])  # -1: the tunnel has none (IP-in-IP)
     return Encapsulation(str(first["tunnel"]), str(first["outer_src"]), str(first["outer_dst"]),
-                         None if vni is None or vni != vni or vni < 0 else int(vni),
-                         _names(tunnelled.iloc[:1], ifnames)[0])
+                         vni if vni >= 0 else None, _names(tunnelled.iloc[:1], ifnames)[0])
 
 
 def _addresses(syn: Any) -> str:

@@ -14,13 +14,13 @@ anything (sources give the objects) or run checks (`checks.py`).
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from netprobe.core import errors
 from netprobe.core.model import CallKind, ProxyMode
+from netprobe.core.packets import ip_version
 
 Obj = dict[str, Any]
 
@@ -167,9 +167,8 @@ def _container_port(pod: Obj | None, target: int | str) -> int | None:
 
 def address_type(address: str | None) -> str | None:
     """The EndpointSlice `addressType` of ADDRESS's family (None: not an IP, e.g. `None`)."""
-    try:
-        version = ipaddress.ip_address(address or "").version
-    except ValueError:
+    version = ip_version(address)
+    if version is None:
         return None
     return "IPv6" if version == 6 else "IPv4"
 

@@ -15,11 +15,10 @@ resolve anything or run anything.
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 
 from netprobe.core.model import CallKind, CallTarget, TraceResult
-from netprobe.core.packets import join_address
+from netprobe.core.packets import ip_version, join_address
 from netprobe.trace.discovery import (
     KUBELET_CA_FLAG,
     CallPath,
@@ -68,14 +67,6 @@ def preferred_address(node: Obj, preferred: tuple[str, ...]) -> str | None:
     return None
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _port(node: Obj) -> int:
     endpoint = ((node.get("status") or {}).get("daemonEndpoints") or {}).get(
         "kubeletEndpoint") or {}
@@ -112,7 +103,7 @@ class Kubelets:
                 timeout_seconds=KUBELET_TIMEOUT,
                 url=f"https://{join_address(address, port)}{PROBE_PATH}", path=PROBE_PATH,
                 service_port=port,
-                endpoints=(endpoint,) if _is_ip(address) else (),
+                endpoints=(endpoint,) if ip_version(address) is not None else (),
                 configuration_object=node, insecure_skip_verify=not authority))
         return found
 
@@ -121,7 +112,7 @@ class Kubelets:
         apiserver's --kubelet-certificate-authority."""
         assert path.url is not None
         host, port = path.host, path.service_port  # the URL's host, unbracketed
-        resolve = host if _is_ip(host) else None
+        resolve = host if ip_version(host) is not None else None
         return CallTarget(url=path.url, host=host, port=port, path=path.path,
                           resolve_ip=resolve, ca_bundle=path.ca_bundle, webhook_name=path.name,
                           timeout_seconds=path.timeout_seconds, kind=CallKind.KUBELET,

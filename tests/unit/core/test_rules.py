@@ -155,3 +155,12 @@ def test_a_pods_call_rejected_on_its_node_is_no_endpoints() -> None:
     with_node = rules.classify(Evidence(Failure.REFUSED, packets=packets, rejected_on_node="w2"))
     assert (with_node.cls, with_node.cause) == (VerdictClass.NO_ENDPOINTS, Cause.KUBE_PROXY_REJECT)
     assert "not its node, w2" in with_node.explanation
+
+
+@pytest.mark.parametrize("text, version", [("10.0.1.11", 4), ("fd00:10:96::1463", 6),
+                                           ("worker-1", None), ("[fd00::1]", None), ("", None),
+                                           (None, None), ("10.0.1.256", None)])
+def test_ip_version_tells_addresses_from_names(text: str | None, version: int | None) -> None:
+    from netprobe.core.packets import ip_version
+
+    assert ip_version(text) == version
